@@ -1,0 +1,89 @@
+//! `lambdock-rie`: see the library's documentation.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use lambdock_rie::config::{Cli, Config, InitMode};
+use lambdock_rie::logs::LogSink;
+use lambdock_rie::sandbox::Sandbox;
+use lambdock_rie::api;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    if cli.enable_init_caching {
+        tracing::warn!("--enable-init-caching is accepted for compatibility; SnapStart restore is not emulated");
+    }
+    let config = match Config::resolve(cli, |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lambdock-rie: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // One thread: a sandbox serves one invocation at a time, and an idle worker should cost
+    // next to nothing.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lambdock-rie: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> ExitCode {
+    let runtime_api = match TcpListener::bind(config.runtime_api_address).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("lambdock-rie: cannot listen on {} (Runtime API): {e}", config.runtime_api_address);
+            return ExitCode::FAILURE;
+        }
+    };
+    let invoke_api = match TcpListener::bind(config.invoke_address).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("lambdock-rie: cannot listen on {} (invoke interface): {e}", config.invoke_address);
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        invoke = %config.invoke_address,
+        runtime_api = %config.runtime_api_address,
+        bootstrap = ?config.bootstrap,
+        "lambdock-rie ready"
+    );
+    let eager = config.init_mode == InitMode::Eager;
+    let sandbox = Sandbox::new(config, LogSink::default());
+    let s = sandbox.clone();
+    tokio::spawn(api::serve(runtime_api, move |req| api::runtime::handle(s.clone(), req)));
+    let s = sandbox.clone();
+    tokio::spawn(api::serve(invoke_api, move |req| api::invoke::handle(s.clone(), req)));
+    if eager {
+        sandbox.start_eager();
+    }
+    wait_for_termination().await;
+    sandbox.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers the process still ends on SIGTERM, just without the
+        // SHUTDOWN event for extensions.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
