@@ -55,7 +55,10 @@ venv_works() {
     rm -rf "$d"; return 1
 }
 command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (need Python >= 3.10)"
-if ! venv_works; then
+# An existing working venv proves venv works; otherwise try one (takes a few seconds).
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import pip' >/dev/null 2>&1; then
+    :
+elif ! venv_works; then
     log "'$PYTHON -m venv' does not work: will install python3-venv"
     apt_pkgs+=(python3-venv)
 fi

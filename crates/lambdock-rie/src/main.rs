@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     runtime.block_on(run(config))
 }
 
-async fn run(config: Config) -> ExitCode {
+async fn run(mut config: Config) -> ExitCode {
     let runtime_api = match TcpListener::bind(config.runtime_api_address).await {
         Ok(l) => l,
         Err(e) => {
@@ -53,6 +53,13 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Port 0 picks a free port; the runtime must be told the real one.
+    if let Ok(addr) = runtime_api.local_addr() {
+        config.runtime_api_address = addr;
+    }
+    if let Ok(addr) = invoke_api.local_addr() {
+        config.invoke_address = addr;
+    }
     tracing::info!(
         invoke = %config.invoke_address,
         runtime_api = %config.runtime_api_address,

@@ -1,0 +1,199 @@
+//! `lambdock-bench`: Lambdock's figures next to a baseline measured in the same run.
+//!
+//! The baseline is AWS's own Runtime Interface Emulator (from the `aws-sam-cli` wheel, fetched by
+//! `scripts/setup.sh`) serving the same function. Every figure is printed with its ratio to the
+//! baseline; nothing here asserts a time, the table is for people.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+
+#[derive(Parser)]
+#[command(about = "Warm invoke latency and throughput, cold start and idle memory of lambdock-rie vs AWS's RIE")]
+struct Args {
+    /// Sequential warm invocations per emulator.
+    #[arg(long, default_value_t = 5000)]
+    invokes: usize,
+    /// Cold starts per emulator.
+    #[arg(long, default_value_t = 30)]
+    cold_starts: usize,
+    /// Our emulator.
+    #[arg(long, default_value = "target/release/lambdock-rie")]
+    rie: PathBuf,
+    /// AWS's emulator.
+    #[arg(long, default_value = ".cache/aws-lambda-rie/aws-lambda-rie")]
+    aws_rie: PathBuf,
+    /// The no-op function.
+    #[arg(long, default_value = "target/release/lambdock-fixture-rust")]
+    function: PathBuf,
+}
+
+struct Emulator {
+    child: Child,
+    invoke: SocketAddr,
+}
+
+impl Emulator {
+    fn start(bin: &Path, function: &Path) -> std::io::Result<Emulator> {
+        let port = |_: ()| TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr());
+        let invoke = port(())?;
+        let api = port(())?;
+        let child = Command::new(bin)
+            .arg("--runtime-interface-emulator-address")
+            .arg(invoke.to_string())
+            .arg("--runtime-api-address")
+            .arg(api.to_string())
+            .arg(function)
+            .env("LOG_LEVEL", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let until = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(invoke).is_err() {
+            if Instant::now() > until {
+                return Err(std::io::Error::other(format!("{} did not listen", bin.display())));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(Emulator { child, invoke })
+    }
+
+    fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const NOOP: &str = r#"{"action":"noop"}"#;
+
+/// One keep-alive connection, as a gateway would hold to a worker.
+struct Connection {
+    sender: http1::SendRequest<Full<Bytes>>,
+}
+
+impl Connection {
+    async fn open(addr: SocketAddr) -> Result<Connection, Box<dyn std::error::Error>> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(Connection { sender })
+    }
+
+    async fn invoke(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        let req = http::Request::post("/2015-03-31/functions/function/invocations")
+            .header("host", "localhost")
+            .body(Full::new(Bytes::from_static(NOOP.as_bytes())))?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        if status != 200 || body.as_ref() != b"{}" {
+            return Err(format!("unexpected answer {status}: {}", String::from_utf8_lossy(&body)).into());
+        }
+        Ok(())
+    }
+}
+
+struct Figures {
+    p50_us: f64,
+    p99_us: f64,
+    per_sec: f64,
+    cold_p50_ms: f64,
+    idle_rss_kib: u64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(idx).copied().unwrap_or_default()
+}
+
+async fn measure(bin: &Path, function: &Path, args: &Args) -> Result<Figures, Box<dyn std::error::Error>> {
+    // Cold start: process start to the first answer.
+    let mut colds = Vec::with_capacity(args.cold_starts);
+    for _ in 0..args.cold_starts {
+        let started = Instant::now();
+        let emu = Emulator::start(bin, function)?;
+        Connection::open(emu.invoke).await?.invoke().await?;
+        colds.push(started.elapsed());
+    }
+    colds.sort();
+
+    let emu = Emulator::start(bin, function)?;
+    let mut conn = Connection::open(emu.invoke).await?;
+    for _ in 0..200 {
+        conn.invoke().await?;
+    }
+    let mut samples = Vec::with_capacity(args.invokes);
+    let started = Instant::now();
+    for _ in 0..args.invokes {
+        let t = Instant::now();
+        conn.invoke().await?;
+        samples.push(t.elapsed());
+    }
+    let total = started.elapsed();
+    samples.sort();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(Figures {
+        p50_us: percentile(&samples, 0.50).as_secs_f64() * 1e6,
+        p99_us: percentile(&samples, 0.99).as_secs_f64() * 1e6,
+        per_sec: args.invokes as f64 / total.as_secs_f64(),
+        cold_p50_ms: percentile(&colds, 0.50).as_secs_f64() * 1e3,
+        idle_rss_kib: emu.rss_kib(),
+    })
+}
+
+fn ratio(ours: f64, theirs: f64) -> String {
+    if theirs == 0.0 { "-".into() } else { format!("{:.2}x", ours / theirs) }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    for (what, path) in [("lambdock-rie", &args.rie), ("AWS RIE", &args.aws_rie), ("function", &args.function)] {
+        if !path.is_file() {
+            return Err(format!("{what} not found at {} (run `make bench`)", path.display()).into());
+        }
+    }
+    eprintln!("measuring lambdock-rie ...");
+    let ours = measure(&args.rie, &args.function, &args).await?;
+    eprintln!("measuring AWS RIE ...");
+    let aws = measure(&args.aws_rie, &args.function, &args).await?;
+
+    println!(
+        "lambdock-rie vs AWS RIE: no-op Rust (lambda_runtime) function, {} sequential warm invokes on one keep-alive connection, {} cold starts",
+        args.invokes, args.cold_starts
+    );
+    println!("{:<34} {:>14} {:>14} {:>14}", "figure", "lambdock-rie", "AWS RIE", "ours/theirs");
+    let rows = [
+        ("warm invoke p50 (µs)", ours.p50_us, aws.p50_us),
+        ("warm invoke p99 (µs)", ours.p99_us, aws.p99_us),
+        ("invocations per second", ours.per_sec, aws.per_sec),
+        ("cold start to first answer p50 (ms)", ours.cold_p50_ms, aws.cold_p50_ms),
+        ("emulator idle RSS (KiB)", ours.idle_rss_kib as f64, aws.idle_rss_kib as f64),
+    ];
+    for (name, a, b) in rows {
+        println!("{name:<34} {a:>14.1} {b:>14.1} {:>14}", ratio(a, b));
+    }
+    Ok(())
+}
