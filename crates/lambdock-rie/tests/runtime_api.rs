@@ -182,6 +182,31 @@ async fn every_runtime_api_error_row() {
     post(&rie.api("/2018-06-01/runtime/invocation/req-6/response"), "\"first\"", &[]).await;
     assert_eq!(caller.await.unwrap().text(), "\"first\"");
 
+    // A streamed response with Lambda's error trailers: the caller (asking for trailers) gets the
+    // chunks as they come and the trailers after them.
+    let parked = park_next(&rie);
+    let url = rie.url();
+    let caller = tokio::spawn(async move { post(&url, "{}", &[("X-Lambdock-Request-Id", "req-7"), ("TE", "trailers")]).await });
+    parked.await.unwrap();
+    let mut raw = std::net::TcpStream::connect(rie.runtime_api).unwrap();
+    raw.write_all(
+        b"POST /2018-06-01/runtime/invocation/req-7/response HTTP/1.1\r\nHost: x\r\n\
+          Lambda-Runtime-Function-Response-Mode: streaming\r\nContent-Type: text/plain\r\n\
+          Transfer-Encoding: chunked\r\nTrailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n\
+          5\r\nhello\r\n0\r\nLambda-Runtime-Function-Error-Type: Function.Boom\r\n\
+          Lambda-Runtime-Function-Error-Body: Ym9vbQ==\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = [0u8; 512];
+    let n = raw.read(&mut answer).unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 202"), "{}", String::from_utf8_lossy(&answer[..n]));
+    let reply = caller.await.unwrap();
+    assert_eq!(reply.text(), "hello");
+    assert_eq!(reply.header("content-type").as_deref(), Some("text/plain"));
+    let trailers = reply.trailers.expect("trailers");
+    assert_eq!(trailers.get("lambda-runtime-function-error-type").unwrap(), "Function.Boom");
+    assert_eq!(trailers.get("lambda-runtime-function-error-body").unwrap(), "Ym9vbQ==");
+
     // Unknown paths.
     assert_eq!(get(&rie.api("/2018-06-01/runtime/nothing"), &[]).await.status, 404);
 }

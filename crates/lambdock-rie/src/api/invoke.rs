@@ -120,12 +120,21 @@ async fn invoke(sandbox: &Arc<Sandbox>, req: Request<Incoming>) -> Response<Body
 }
 
 fn reply_response(reply: InvokeReply, version: &str) -> Response<Body> {
+    let streamed = matches!(reply.body, ReplyBody::Stream(_));
     let body = match reply.body {
         ReplyBody::Full(bytes) => full(bytes),
         ReplyBody::Stream(rx) => channel_body(rx),
     };
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
+    if streamed {
+        // HTTP/1.1 only carries trailers that were announced (and that the caller accepts with
+        // `TE: trailers`).
+        h.insert(
+            header::TRAILER,
+            HeaderValue::from_static("Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"),
+        );
+    }
     let content_type = reply.content_type.as_deref().unwrap_or("application/json");
     h.insert(
         header::CONTENT_TYPE,
