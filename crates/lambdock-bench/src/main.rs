@@ -16,7 +16,9 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
 #[derive(Parser)]
-#[command(about = "Warm invoke latency and throughput, cold start and idle memory of lambdock-rie vs AWS's RIE")]
+#[command(
+    about = "Warm invoke latency and throughput, cold start and idle memory of lambdock-rie vs AWS's RIE"
+)]
 struct Args {
     /// Sequential warm invocations per emulator.
     #[arg(long, default_value_t = 5000)]
@@ -59,7 +61,10 @@ impl Emulator {
         let until = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(invoke).is_err() {
             if Instant::now() > until {
-                return Err(std::io::Error::other(format!("{} did not listen", bin.display())));
+                return Err(std::io::Error::other(format!(
+                    "{} did not listen",
+                    bin.display()
+                )));
             }
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -109,7 +114,11 @@ impl Connection {
         let status = resp.status();
         let body = resp.into_body().collect().await?.to_bytes();
         if status != 200 || body.as_ref() != b"{}" {
-            return Err(format!("unexpected answer {status}: {}", String::from_utf8_lossy(&body)).into());
+            return Err(format!(
+                "unexpected answer {status}: {}",
+                String::from_utf8_lossy(&body)
+            )
+            .into());
         }
         Ok(())
     }
@@ -128,7 +137,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(idx).copied().unwrap_or_default()
 }
 
-async fn measure(bin: &Path, function: &Path, args: &Args) -> Result<Figures, Box<dyn std::error::Error>> {
+async fn measure(
+    bin: &Path,
+    function: &Path,
+    args: &Args,
+) -> Result<Figures, Box<dyn std::error::Error>> {
     // Cold start: process start to the first answer.
     let mut colds = Vec::with_capacity(args.cold_starts);
     for _ in 0..args.cold_starts {
@@ -164,15 +177,25 @@ async fn measure(bin: &Path, function: &Path, args: &Args) -> Result<Figures, Bo
 }
 
 fn ratio(ours: f64, theirs: f64) -> String {
-    if theirs == 0.0 { "-".into() } else { format!("{:.2}x", ours / theirs) }
+    if theirs == 0.0 {
+        "-".into()
+    } else {
+        format!("{:.2}x", ours / theirs)
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    for (what, path) in [("lambdock-rie", &args.rie), ("AWS RIE", &args.aws_rie), ("function", &args.function)] {
+    for (what, path) in [
+        ("lambdock-rie", &args.rie),
+        ("AWS RIE", &args.aws_rie),
+        ("function", &args.function),
+    ] {
         if !path.is_file() {
-            return Err(format!("{what} not found at {} (run `make bench`)", path.display()).into());
+            return Err(
+                format!("{what} not found at {} (run `make bench`)", path.display()).into(),
+            );
         }
     }
     eprintln!("measuring lambdock-rie ...");
@@ -184,13 +207,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "lambdock-rie vs AWS RIE: no-op Rust (lambda_runtime) function, {} sequential warm invokes on one keep-alive connection, {} cold starts",
         args.invokes, args.cold_starts
     );
-    println!("{:<34} {:>14} {:>14} {:>14}", "figure", "lambdock-rie", "AWS RIE", "ours/theirs");
+    println!(
+        "{:<34} {:>14} {:>14} {:>14}",
+        "figure", "lambdock-rie", "AWS RIE", "ours/theirs"
+    );
     let rows = [
         ("warm invoke p50 (µs)", ours.p50_us, aws.p50_us),
         ("warm invoke p99 (µs)", ours.p99_us, aws.p99_us),
         ("invocations per second", ours.per_sec, aws.per_sec),
-        ("cold start to first answer p50 (ms)", ours.cold_p50_ms, aws.cold_p50_ms),
-        ("emulator idle RSS (KiB)", ours.idle_rss_kib as f64, aws.idle_rss_kib as f64),
+        (
+            "cold start to first answer p50 (ms)",
+            ours.cold_p50_ms,
+            aws.cold_p50_ms,
+        ),
+        (
+            "emulator idle RSS (KiB)",
+            ours.idle_rss_kib as f64,
+            aws.idle_rss_kib as f64,
+        ),
     ];
     for (name, a, b) in rows {
         println!("{name:<34} {a:>14.1} {b:>14.1} {:>14}", ratio(a, b));

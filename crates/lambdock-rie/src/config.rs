@@ -65,7 +65,11 @@ pub struct Cli {
     pub init_timeout: f64,
 
     /// Directory of external extensions started beside the runtime.
-    #[arg(long, env = "LAMBDOCK_EXTENSIONS_DIR", default_value = "/opt/extensions")]
+    #[arg(
+        long,
+        env = "LAMBDOCK_EXTENSIONS_DIR",
+        default_value = "/opt/extensions"
+    )]
     pub extensions_dir: PathBuf,
 
     /// The runtime's bootstrap and its arguments; the last argument is the handler.
@@ -150,12 +154,14 @@ impl Config {
             (vec![(*found).to_string()], PathBuf::from("/var/task"), None)
         } else {
             let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/var/task"));
-            let handler = (cli.bootstrap.len() > 1).then(|| cli.bootstrap[cli.bootstrap.len() - 1].clone());
+            let handler =
+                (cli.bootstrap.len() > 1).then(|| cli.bootstrap[cli.bootstrap.len() - 1].clone());
             (cli.bootstrap.clone(), cwd, handler)
         };
         let non_empty = |k: &str| env(k).filter(|v| !v.is_empty());
 
-        let name = non_empty("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| DEFAULT_FUNCTION_NAME.into());
+        let name =
+            non_empty("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| DEFAULT_FUNCTION_NAME.into());
         let version = non_empty("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or_else(|| "$LATEST".into());
         let memory_mb = match non_empty("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
             Some(v) => v.parse().map_err(|_| ConfigError::BadVariable {
@@ -184,13 +190,17 @@ impl Config {
         let region = non_empty("AWS_REGION")
             .or_else(|| non_empty("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| "us-east-1".into());
-        let log_group = non_empty("AWS_LAMBDA_LOG_GROUP_NAME").unwrap_or_else(|| format!("/aws/lambda/{name}"));
-        let log_stream = non_empty("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| log_stream_name(&version));
+        let log_group =
+            non_empty("AWS_LAMBDA_LOG_GROUP_NAME").unwrap_or_else(|| format!("/aws/lambda/{name}"));
+        let log_stream =
+            non_empty("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| log_stream_name(&version));
         let default_arn = format!("arn:aws:lambda:{region}:012345678912:function:{name}");
-        let init_timeout = Duration::try_from_secs_f64(cli.init_timeout).map_err(|_| ConfigError::BadVariable {
-            name: "LAMBDOCK_INIT_TIMEOUT",
-            value: cli.init_timeout.to_string(),
-            what: "duration in seconds",
+        let init_timeout = Duration::try_from_secs_f64(cli.init_timeout).map_err(|_| {
+            ConfigError::BadVariable {
+                name: "LAMBDOCK_INIT_TIMEOUT",
+                value: cli.init_timeout.to_string(),
+                what: "duration in seconds",
+            }
         })?;
 
         Ok(Config {
@@ -218,14 +228,23 @@ impl Config {
     /// The reserved variables Lambda sets for the runtime (A1.8), over the inherited
     /// environment. Values the operator already set (other than the Runtime API address) win, as
     /// with AWS's emulator, which forwards the container's environment.
-    pub fn runtime_environment(&self, inherited: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    pub fn runtime_environment(
+        &self,
+        inherited: impl Fn(&str) -> Option<String>,
+    ) -> Vec<(String, String)> {
         let f = &self.function;
         let mut vars = vec![
-            ("AWS_LAMBDA_RUNTIME_API".to_string(), self.runtime_api_address.to_string()),
+            (
+                "AWS_LAMBDA_RUNTIME_API".to_string(),
+                self.runtime_api_address.to_string(),
+            ),
             ("_HANDLER".into(), f.handler.clone()),
             ("AWS_LAMBDA_FUNCTION_NAME".into(), f.name.clone()),
             ("AWS_LAMBDA_FUNCTION_VERSION".into(), f.version.clone()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), f.memory_mb.to_string()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+                f.memory_mb.to_string(),
+            ),
             ("AWS_LAMBDA_LOG_GROUP_NAME".into(), f.log_group.clone()),
             ("AWS_LAMBDA_LOG_STREAM_NAME".into(), f.log_stream.clone()),
             ("AWS_REGION".into(), f.region.clone()),
@@ -261,21 +280,35 @@ mod tests {
     use std::collections::HashMap;
 
     fn resolve(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let cli = Cli::try_parse_from(std::iter::once("lambdock-rie").chain(args.iter().copied())).unwrap();
-        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let cli = Cli::try_parse_from(std::iter::once("lambdock-rie").chain(args.iter().copied()))
+            .unwrap();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::resolve(cli, |k| env.get(k).cloned())
     }
 
     #[test]
     fn aws_command_line_is_accepted() {
         let cfg = resolve(
-            &["--runtime-interface-emulator-address", "127.0.0.1:9999", "/usr/bin/python3", "-m", "awslambdaric", "app.handler"],
+            &[
+                "--runtime-interface-emulator-address",
+                "127.0.0.1:9999",
+                "/usr/bin/python3",
+                "-m",
+                "awslambdaric",
+                "app.handler",
+            ],
             &[],
         )
         .unwrap();
         assert_eq!(cfg.invoke_address.to_string(), "127.0.0.1:9999");
         assert_eq!(cfg.runtime_api_address.to_string(), "127.0.0.1:9001");
-        assert_eq!(cfg.bootstrap, ["/usr/bin/python3", "-m", "awslambdaric", "app.handler"]);
+        assert_eq!(
+            cfg.bootstrap,
+            ["/usr/bin/python3", "-m", "awslambdaric", "app.handler"]
+        );
         assert_eq!(cfg.function.handler, "app.handler");
         assert_eq!(cfg.function.name, "test_function");
         assert_eq!(cfg.function.memory_mb, 3008);
@@ -298,23 +331,35 @@ mod tests {
         assert_eq!(cfg.function.handler, "h.x");
         assert_eq!(cfg.function.timeout, Duration::from_secs(3));
         assert_eq!(cfg.function.log_group, "/aws/lambda/fn");
-        assert_eq!(cfg.function.default_arn, "arn:aws:lambda:eu-west-1:012345678912:function:fn");
+        assert_eq!(
+            cfg.function.default_arn,
+            "arn:aws:lambda:eu-west-1:012345678912:function:fn"
+        );
         assert!(cfg.function.log_stream.contains("/[$LATEST]"));
     }
 
     #[test]
     fn bad_numbers_are_named() {
         let err = resolve(&["./b"], &[("AWS_LAMBDA_FUNCTION_TIMEOUT", "soon")]).unwrap_err();
-        assert_eq!(err.to_string(), "AWS_LAMBDA_FUNCTION_TIMEOUT=\"soon\" is not a valid timeout in seconds");
+        assert_eq!(
+            err.to_string(),
+            "AWS_LAMBDA_FUNCTION_TIMEOUT=\"soon\" is not a valid timeout in seconds"
+        );
     }
 
     #[test]
     fn runtime_environment_keeps_operator_values() {
         let cfg = resolve(&["./b"], &[]).unwrap();
         let vars = cfg.runtime_environment(|k| (k == "TZ").then(|| "Europe/Paris".to_string()));
-        assert!(vars.iter().any(|(k, v)| k == "AWS_LAMBDA_RUNTIME_API" && v == "127.0.0.1:9001"));
+        assert!(
+            vars.iter()
+                .any(|(k, v)| k == "AWS_LAMBDA_RUNTIME_API" && v == "127.0.0.1:9001")
+        );
         assert!(!vars.iter().any(|(k, _)| k == "TZ"));
         let cwd = std::env::current_dir().unwrap();
-        assert!(vars.iter().any(|(k, v)| k == "LAMBDA_TASK_ROOT" && *v == cwd.to_string_lossy()));
+        assert!(
+            vars.iter()
+                .any(|(k, v)| k == "LAMBDA_TASK_ROOT" && *v == cwd.to_string_lossy())
+        );
     }
 }

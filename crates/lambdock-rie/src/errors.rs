@@ -90,23 +90,37 @@ impl PlatformError {
     /// The body the caller receives.
     pub fn body(&self) -> Bytes {
         let message = match self {
-            PlatformError::Timeout { request_id, seconds } => {
+            PlatformError::Timeout {
+                request_id,
+                seconds,
+            } => {
                 format!("RequestId: {request_id} Error: Task timed out after {seconds:.2} seconds")
             }
-            PlatformError::RuntimeExit { request_id, status: Some(status) } => {
+            PlatformError::RuntimeExit {
+                request_id,
+                status: Some(status),
+            } => {
                 format!("RequestId: {request_id} Error: Runtime exited with error: {status}")
             }
-            PlatformError::RuntimeExit { request_id, status: None } => {
+            PlatformError::RuntimeExit {
+                request_id,
+                status: None,
+            } => {
                 format!("RequestId: {request_id} Error: Runtime exited without providing a reason")
             }
             PlatformError::ResponseTooLarge { size } => format!(
                 "Response payload size ({size} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
             ),
             PlatformError::TruncatedResponse { request_id } => {
-                format!("RequestId: {request_id} Error: Runtime closed the response before it was complete")
+                format!(
+                    "RequestId: {request_id} Error: Runtime closed the response before it was complete"
+                )
             }
             PlatformError::InvalidResponseMode => "Invalid response mode header".to_string(),
-            PlatformError::InitTimeout { request_id, seconds } => {
+            PlatformError::InitTimeout {
+                request_id,
+                seconds,
+            } => {
                 format!("RequestId: {request_id} Error: Init timed out after {seconds:.2} seconds")
             }
         };
@@ -146,7 +160,11 @@ pub fn describe_exit(status: std::process::ExitStatus) -> Option<String> {
         15 => "terminated",
         other => return Some(format!("signal: signal {other}")),
     };
-    let core = if status.core_dumped() { " (core dumped)" } else { "" };
+    let core = if status.core_dumped() {
+        " (core dumped)"
+    } else {
+        ""
+    };
     Some(format!("signal: {name}{core}"))
 }
 
@@ -157,7 +175,11 @@ mod tests {
 
     #[test]
     fn timeout_body_matches_lambda() {
-        let body = PlatformError::Timeout { request_id: "abc".into(), seconds: 3.0 }.body();
+        let body = PlatformError::Timeout {
+            request_id: "abc".into(),
+            seconds: 3.0,
+        }
+        .body();
         assert_eq!(
             body,
             r#"{"errorType":"Sandbox.Timedout","errorMessage":"RequestId: abc Error: Task timed out after 3.00 seconds"}"#
@@ -166,13 +188,23 @@ mod tests {
 
     #[test]
     fn exit_bodies_match_lambda() {
-        let body = PlatformError::RuntimeExit { request_id: "r".into(), status: None }.body();
+        let body = PlatformError::RuntimeExit {
+            request_id: "r".into(),
+            status: None,
+        }
+        .body();
         assert_eq!(
             body,
             r#"{"errorMessage":"RequestId: r Error: Runtime exited without providing a reason","errorType":"Runtime.ExitError"}"#
         );
-        assert_eq!(describe_exit(ExitStatus::from_raw(3 << 8)).as_deref(), Some("exit status 3"));
-        assert_eq!(describe_exit(ExitStatus::from_raw(9)).as_deref(), Some("signal: killed"));
+        assert_eq!(
+            describe_exit(ExitStatus::from_raw(3 << 8)).as_deref(),
+            Some("exit status 3")
+        );
+        assert_eq!(
+            describe_exit(ExitStatus::from_raw(9)).as_deref(),
+            Some("signal: killed")
+        );
         assert_eq!(describe_exit(ExitStatus::from_raw(0)), None);
     }
 

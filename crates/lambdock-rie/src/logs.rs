@@ -43,7 +43,10 @@ pub struct OutputPipe {
 /// Creates a pipe whose write end the runtime gets as stdout and stderr.
 pub fn output_pipe() -> std::io::Result<(OutputPipe, OwnedFd)> {
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    nix::fcntl::fcntl(read.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    nix::fcntl::fcntl(
+        read.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+    )?;
     // SAFETY: an `OwnedFd` keeps its descriptor open and unchanged for as long as it is owned,
     // and the `AsyncFd` owns it.
     let fd = unsafe { AsyncFd::register_with_interest(read, Interest::READABLE) }?;
@@ -193,10 +196,4 @@ mod tests {
         sink.drain(&pipe);
         assert_eq!(sink.end_invocation(), b"written before\npartial\n");
     }
-}
-
-/// A plain pipe for tests that only need a write end.
-#[cfg(test)]
-pub(crate) fn output_pipe_blocking_for_tests() -> (OwnedFd, OwnedFd) {
-    nix::unistd::pipe2(OFlag::O_CLOEXEC).expect("pipe")
 }

@@ -3,21 +3,25 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use lambdock_rie::api;
 use lambdock_rie::config::{Cli, Config, InitMode};
 use lambdock_rie::logs::LogSink;
 use lambdock_rie::sandbox::Sandbox;
-use lambdock_rie::api;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     if cli.enable_init_caching {
-        tracing::warn!("--enable-init-caching is accepted for compatibility; SnapStart restore is not emulated");
+        tracing::warn!(
+            "--enable-init-caching is accepted for compatibility; SnapStart restore is not emulated"
+        );
     }
     let config = match Config::resolve(cli, |k| std::env::var(k).ok()) {
         Ok(c) => c,
@@ -28,7 +32,10 @@ fn main() -> ExitCode {
     };
     // One thread: a sandbox serves one invocation at a time, and an idle worker should cost
     // next to nothing.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("lambdock-rie: cannot start: {e}");
@@ -42,14 +49,20 @@ async fn run(mut config: Config) -> ExitCode {
     let runtime_api = match TcpListener::bind(config.runtime_api_address).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("lambdock-rie: cannot listen on {} (Runtime API): {e}", config.runtime_api_address);
+            eprintln!(
+                "lambdock-rie: cannot listen on {} (Runtime API): {e}",
+                config.runtime_api_address
+            );
             return ExitCode::FAILURE;
         }
     };
     let invoke_api = match TcpListener::bind(config.invoke_address).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("lambdock-rie: cannot listen on {} (invoke interface): {e}", config.invoke_address);
+            eprintln!(
+                "lambdock-rie: cannot listen on {} (invoke interface): {e}",
+                config.invoke_address
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -69,9 +82,13 @@ async fn run(mut config: Config) -> ExitCode {
     let eager = config.init_mode == InitMode::Eager;
     let sandbox = Sandbox::new(config, LogSink::default());
     let s = sandbox.clone();
-    tokio::spawn(api::serve(runtime_api, move |req| api::runtime::handle(s.clone(), req)));
+    tokio::spawn(api::serve(runtime_api, move |req| {
+        api::runtime::handle(s.clone(), req)
+    }));
     let s = sandbox.clone();
-    tokio::spawn(api::serve(invoke_api, move |req| api::invoke::handle(s.clone(), req)));
+    tokio::spawn(api::serve(invoke_api, move |req| {
+        api::invoke::handle(s.clone(), req)
+    }));
     if eager {
         sandbox.start_eager();
     }
@@ -82,7 +99,10 @@ async fn run(mut config: Config) -> ExitCode {
 
 async fn wait_for_termination() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers the process still ends on SIGTERM, just without the
         // SHUTDOWN event for extensions.
         std::future::pending::<()>().await;
@@ -93,4 +113,3 @@ async fn wait_for_termination() {
         _ = int.recv() => {},
     }
 }
-

@@ -97,7 +97,11 @@ pub fn peak_rss_bytes(pid: u32) -> u64 {
         };
         for task in tasks.flatten() {
             if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
-                stack.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+                stack.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|c| c.parse::<u32>().ok()),
+                );
             }
         }
     }
@@ -108,13 +112,16 @@ pub fn peak_rss_bytes(pid: u32) -> u64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn spawn_errors_read_like_go() {
-        let (_, w) = crate::logs::output_pipe_blocking_for_tests();
+    #[tokio::test]
+    async fn spawn_errors_read_like_go() {
+        let (_pipe, w) = crate::logs::output_pipe().unwrap();
         let err = ProcessGroup::default()
             .spawn(&["/nonexistent/bootstrap".into()], Path::new("/"), &[], &w)
             .unwrap_err();
-        assert_eq!(err.to_string(), "fork/exec /nonexistent/bootstrap: no such file or directory");
+        assert_eq!(
+            err.to_string(),
+            "fork/exec /nonexistent/bootstrap: no such file or directory"
+        );
     }
 
     #[test]

@@ -9,7 +9,10 @@ use common::{Emulator, Function, Reply, Rie, post};
 
 /// Starts both emulators with the same function.
 fn both(function: impl Fn() -> Function) -> (Rie, Rie) {
-    (Rie::start(Emulator::Aws, function()), Rie::start(Emulator::Lambdock, function()))
+    (
+        Rie::start(Emulator::Aws, function()),
+        Rie::start(Emulator::Lambdock, function()),
+    )
 }
 
 async fn invoke_both(aws: &Rie, ours: &Rie, payload: &str) -> (Reply, Reply) {
@@ -39,7 +42,12 @@ async fn same_bodies(aws: &Rie, ours: &Rie, error_type: &str) {
         assert_eq!((a.status, a.text()), (b.status, b.text()), "{payload}");
     }
     // The echo differs only in per-run fields (request id, deadline, ports, log stream).
-    let (a, b) = invoke_both(aws, ours, r#"{"action":"echo","deep":{"list":[1,2,{"x":null}]}}"#).await;
+    let (a, b) = invoke_both(
+        aws,
+        ours,
+        r#"{"action":"echo","deep":{"list":[1,2,{"x":null}]}}"#,
+    )
+    .await;
     let (a, b) = (a.json(), b.json());
     assert!(a.get("event").is_some() || a.get("echo").is_some(), "{a}");
     assert_eq!(a.get("event"), b.get("event"));
@@ -50,8 +58,15 @@ async fn same_bodies(aws: &Rie, ours: &Rie, error_type: &str) {
     let (a, b) = invoke_both(aws, ours, r#"{"action":"error","message":"it broke"}"#).await;
     assert_eq!(without_request_id(&a), without_request_id(&b));
     assert_eq!(b.json()["errorType"], error_type);
-    assert_eq!(a.header("x-amz-function-error"), None, "RIE fault #20 is still there");
-    assert_eq!(b.header("x-amz-function-error").as_deref(), Some("Unhandled"));
+    assert_eq!(
+        a.header("x-amz-function-error"),
+        None,
+        "RIE fault #20 is still there"
+    );
+    assert_eq!(
+        b.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
 }
 
 /// Timeout and crash: AWS's emulator's faults next to Lambda's behaviour.
@@ -59,22 +74,46 @@ async fn timeout_and_crash(aws: &Rie, ours: &Rie) {
     // RIE fault #21: 200 text/plain "Task timed out ..." instead of Sandbox.Timedout JSON.
     let (a, b) = invoke_both(aws, ours, r#"{"action":"sleep","seconds":5}"#).await;
     assert_eq!(a.status, 200);
-    assert!(a.text().contains("Task timed out after 2.00 seconds"), "{}", a.text());
+    assert!(
+        a.text().contains("Task timed out after 2.00 seconds"),
+        "{}",
+        a.text()
+    );
     assert!(a.header("x-amz-function-error").is_none());
     assert_eq!(b.status, 200);
-    assert_eq!(b.header("x-amz-function-error").as_deref(), Some("Unhandled"));
+    assert_eq!(
+        b.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
     assert_eq!(b.json()["errorType"], "Sandbox.Timedout");
-    assert!(b.json()["errorMessage"].as_str().unwrap().ends_with("Error: Task timed out after 2.00 seconds"));
+    assert!(
+        b.json()["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Error: Task timed out after 2.00 seconds")
+    );
     // Both recover.
     let (a, b) = invoke_both(aws, ours, r#"{"action":"noop"}"#).await;
     assert_eq!((a.status, a.text()), (b.status, b.text()));
 
     // RIE fault #86: a runtime that exits mid-invoke gives an empty body; Lambda gives Runtime.ExitError.
     let (a, b) = invoke_both(aws, ours, r#"{"action":"exit","code":3}"#).await;
-    assert!(a.body.is_empty() || a.status != 200 || a.json().get("errorType").is_none(), "RIE fault #86: {}", a.text());
-    assert_eq!(b.header("x-amz-function-error").as_deref(), Some("Unhandled"));
+    assert!(
+        a.body.is_empty() || a.status != 200 || a.json().get("errorType").is_none(),
+        "RIE fault #86: {}",
+        a.text()
+    );
+    assert_eq!(
+        b.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
     assert_eq!(b.json()["errorType"], "Runtime.ExitError");
-    assert!(b.json()["errorMessage"].as_str().unwrap().ends_with("Runtime exited with error: exit status 3"));
+    assert!(
+        b.json()["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Runtime exited with error: exit status 3")
+    );
     let (a, b) = invoke_both(aws, ours, r#"{"action":"noop"}"#).await;
     assert_eq!((a.status, a.text()), (b.status, b.text()));
 }
@@ -100,7 +139,10 @@ async fn shell_against_aws_rie() {
     assert_eq!((a.status, a.text()), (b.status, b.text()));
     let (a, b) = invoke_both(&aws, &ours, r#"{"action":"error"}"#).await;
     assert_eq!(a.text(), b.text());
-    assert_eq!(b.header("x-amz-function-error").as_deref(), Some("Unhandled"));
+    assert_eq!(
+        b.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
 }
 
 #[tokio::test]
@@ -111,7 +153,10 @@ async fn init_failure_against_aws_rie() {
     let (a, b) = invoke_both(&aws, &ours, "{}").await;
     assert_eq!(a.status, 502, "RIE fault: {}", a.text());
     assert_eq!(b.status, 200);
-    assert_eq!(b.header("x-amz-function-error").as_deref(), Some("Unhandled"));
+    assert_eq!(
+        b.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
     assert_eq!(a.json()["errorType"], b.json()["errorType"]);
     assert_eq!(a.json()["errorMessage"], b.json()["errorMessage"]);
 }
@@ -120,7 +165,7 @@ async fn init_failure_against_aws_rie() {
 async fn drop_in_command_line() {
     // The harness starts both binaries with the same flags and environment; this checks the
     // default bootstrap lookup and the handler-as-last-argument convention on both.
-    let (aws, ours) = both(|| Function::shell());
+    let (aws, ours) = both(Function::shell);
     let (a, b) = invoke_both(&aws, &ours, r#"{"action":"echo"}"#).await;
     assert_eq!(a.json()["handler"], "shell.handler");
     assert_eq!(a.text(), b.text());

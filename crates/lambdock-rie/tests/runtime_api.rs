@@ -30,7 +30,11 @@ fn assert_error(reply: &Reply, status: u16, error_type: &str) {
     assert!(reply.json()["errorMessage"].is_string());
 }
 
-fn invoke_in_background(rie: &Rie, payload: &'static str, id: &'static str) -> tokio::task::JoinHandle<Reply> {
+fn invoke_in_background(
+    rie: &Rie,
+    payload: &'static str,
+    id: &'static str,
+) -> tokio::task::JoinHandle<Reply> {
     let url = rie.url();
     tokio::spawn(async move {
         post(
@@ -38,7 +42,10 @@ fn invoke_in_background(rie: &Rie, payload: &'static str, id: &'static str) -> t
             payload,
             &[
                 ("X-Lambdock-Request-Id", id),
-                ("X-Amzn-Trace-Id", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"),
+                (
+                    "X-Amzn-Trace-Id",
+                    "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1",
+                ),
                 ("X-Amz-Client-Context", "eyJjdXN0b20iOnsiayI6InYifX0="),
                 ("Content-Type", "application/json"),
             ],
@@ -61,7 +68,12 @@ async fn every_runtime_api_error_row() {
     // Before the runtime reached /next, answering is a state violation.
     let caller = invoke_in_background(&rie, r#"{"n":1}"#, "req-1");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let early = post(&rie.api("/2018-06-01/runtime/invocation/req-1/response"), "{}", &[]).await;
+    let early = post(
+        &rie.api("/2018-06-01/runtime/invocation/req-1/response"),
+        "{}",
+        &[],
+    )
+    .await;
     assert_error(&early, 403, "InvalidStateTransition");
     assert_eq!(
         early.json()["errorMessage"],
@@ -72,51 +84,116 @@ async fn every_runtime_api_error_row() {
     let event = get(&next_url, &[]).await;
     assert_eq!(event.status, 200);
     assert_eq!(event.text(), r#"{"n":1}"#);
-    assert_eq!(event.header("lambda-runtime-aws-request-id").as_deref(), Some("req-1"));
-    let deadline: u128 = event.header("lambda-runtime-deadline-ms").unwrap().parse().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
-    assert!(deadline > now + 25_000 && deadline <= now + 30_000, "deadline {deadline} now {now}");
     assert_eq!(
-        event.header("lambda-runtime-invoked-function-arn").as_deref(),
+        event.header("lambda-runtime-aws-request-id").as_deref(),
+        Some("req-1")
+    );
+    let deadline: u128 = event
+        .header("lambda-runtime-deadline-ms")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    assert!(
+        deadline > now + 25_000 && deadline <= now + 30_000,
+        "deadline {deadline} now {now}"
+    );
+    assert_eq!(
+        event
+            .header("lambda-runtime-invoked-function-arn")
+            .as_deref(),
         Some("arn:aws:lambda:us-east-1:012345678912:function:fixture")
     );
     assert_eq!(
         event.header("lambda-runtime-trace-id").as_deref(),
         Some("Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1")
     );
-    assert_eq!(event.header("lambda-runtime-client-context").as_deref(), Some(r#"{"custom":{"k":"v"}}"#));
-    assert_eq!(event.header("content-type").as_deref(), Some("application/json"));
-    assert!(event.header("lambda-runtime-cognito-identity").is_none(), "empty headers are not sent");
+    assert_eq!(
+        event.header("lambda-runtime-client-context").as_deref(),
+        Some(r#"{"custom":{"k":"v"}}"#)
+    );
+    assert_eq!(
+        event.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert!(
+        event.header("lambda-runtime-cognito-identity").is_none(),
+        "empty headers are not sent"
+    );
 
     // /next again without answering.
     assert_error(&get(&next_url, &[]).await, 403, "InvalidStateTransition");
     // Wrong request id.
-    let wrong = post(&rie.api("/2018-06-01/runtime/invocation/other/response"), "{}", &[]).await;
+    let wrong = post(
+        &rie.api("/2018-06-01/runtime/invocation/other/response"),
+        "{}",
+        &[],
+    )
+    .await;
     assert_error(&wrong, 400, "InvalidRequestID");
     assert_eq!(wrong.json()["errorMessage"], "Invalid request ID");
     // The answer.
-    let ok = post(&rie.api("/2018-06-01/runtime/invocation/req-1/response"), r#"{"ok":true}"#, &[]).await;
+    let ok = post(
+        &rie.api("/2018-06-01/runtime/invocation/req-1/response"),
+        r#"{"ok":true}"#,
+        &[],
+    )
+    .await;
     assert_eq!((ok.status, ok.text().as_str()), (202, r#"{"status":"OK"}"#));
     // Reply after reply.
-    let again = post(&rie.api("/2018-06-01/runtime/invocation/req-1/response"), "{}", &[]).await;
+    let again = post(
+        &rie.api("/2018-06-01/runtime/invocation/req-1/response"),
+        "{}",
+        &[],
+    )
+    .await;
     assert_error(&again, 403, "InvalidStateTransition");
-    let again = post(&rie.api("/2018-06-01/runtime/invocation/req-1/error"), "{}", &[]).await;
+    let again = post(
+        &rie.api("/2018-06-01/runtime/invocation/req-1/error"),
+        "{}",
+        &[],
+    )
+    .await;
     assert_error(&again, 403, "InvalidStateTransition");
     let reply = caller.await.unwrap();
-    assert_eq!((reply.status, reply.text().as_str()), (200, r#"{"ok":true}"#));
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (200, r#"{"ok":true}"#)
+    );
     assert_eq!(reply.header("x-amzn-requestid").as_deref(), Some("req-1"));
     assert!(reply.header("x-amz-function-error").is_none());
 
     // A response over 6291556 bytes: 413 to the runtime, Function.ResponseSizeTooLarge to the caller.
     let parked = park_next(&rie);
     let caller = invoke_in_background(&rie, "{}", "req-2");
-    assert_eq!(parked.await.unwrap().header("lambda-runtime-aws-request-id").as_deref(), Some("req-2"));
+    assert_eq!(
+        parked
+            .await
+            .unwrap()
+            .header("lambda-runtime-aws-request-id")
+            .as_deref(),
+        Some("req-2")
+    );
     let big = vec![b'x'; 6_291_557];
-    let too_large = post(&rie.api("/2018-06-01/runtime/invocation/req-2/response"), big, &[]).await;
+    let too_large = post(
+        &rie.api("/2018-06-01/runtime/invocation/req-2/response"),
+        big,
+        &[],
+    )
+    .await;
     assert_error(&too_large, 413, "RequestEntityTooLarge");
-    assert_eq!(too_large.json()["errorMessage"], "Exceeded maximum allowed payload size (6291556 bytes).");
+    assert_eq!(
+        too_large.json()["errorMessage"],
+        "Exceeded maximum allowed payload size (6291556 bytes)."
+    );
     let reply = caller.await.unwrap();
-    assert_eq!(reply.header("x-amz-function-error").as_deref(), Some("Unhandled"));
+    assert_eq!(
+        reply.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
     assert_eq!(
         reply.text(),
         r#"{"errorMessage":"Response payload size (6291557 bytes) exceeded maximum allowed payload size (6291556 bytes).","errorType":"Function.ResponseSizeTooLarge"}"#
@@ -134,8 +211,14 @@ async fn every_runtime_api_error_row() {
     .await;
     assert_error(&bad_mode, 400, "InvalidFunctionResponseMode");
     let reply = caller.await.unwrap();
-    assert_eq!(reply.header("x-lambdock-error-type").as_deref(), Some("Runtime.InvalidResponseModeHeader"));
-    assert_eq!(reply.header("x-amz-function-error").as_deref(), Some("Unhandled"));
+    assert_eq!(
+        reply.header("x-lambdock-error-type").as_deref(),
+        Some("Runtime.InvalidResponseModeHeader")
+    );
+    assert_eq!(
+        reply.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
 
     // A function error with an X-Ray cause: the cause is stripped for the caller.
     let parked = park_next(&rie);
@@ -152,9 +235,18 @@ async fn every_runtime_api_error_row() {
     .await;
     assert_eq!(err.status, 202);
     let reply = caller.await.unwrap();
-    assert_eq!(reply.header("x-amz-function-error").as_deref(), Some("Unhandled"));
-    assert_eq!(reply.header("x-lambdock-error-type").as_deref(), Some("ValueError"));
-    assert_eq!(reply.text(), r#"{"errorMessage":"boom","errorType":"ValueError","stackTrace":["a"]}"#);
+    assert_eq!(
+        reply.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
+    assert_eq!(
+        reply.header("x-lambdock-error-type").as_deref(),
+        Some("ValueError")
+    );
+    assert_eq!(
+        reply.text(),
+        r#"{"errorMessage":"boom","errorType":"ValueError","stackTrace":["a"]}"#
+    );
 
     // A response upload cut short: 400 TruncatedHTTPRequest, Runtime.TruncatedResponse to the caller.
     let parked = park_next(&rie);
@@ -169,7 +261,10 @@ async fn every_runtime_api_error_row() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("TruncatedHTTPRequest"), "{answer}");
     let reply = caller.await.unwrap();
-    assert_eq!(reply.header("x-lambdock-error-type").as_deref(), Some("Runtime.TruncatedResponse"));
+    assert_eq!(
+        reply.header("x-lambdock-error-type").as_deref(),
+        Some("Runtime.TruncatedResponse")
+    );
 
     // A second invocation while one runs is refused at once and does not disturb the first.
     let parked = park_next(&rie);
@@ -177,16 +272,31 @@ async fn every_runtime_api_error_row() {
     parked.await.unwrap();
     let second = post(&rie.url(), "{}", &[]).await;
     assert_eq!(second.status, 429, "{}", second.text());
-    assert_eq!(second.header("x-amzn-errortype").as_deref(), Some("TooManyRequestsException"));
+    assert_eq!(
+        second.header("x-amzn-errortype").as_deref(),
+        Some("TooManyRequestsException")
+    );
     assert!(second.json()["message"].as_str().unwrap().contains("req-6"));
-    post(&rie.api("/2018-06-01/runtime/invocation/req-6/response"), "\"first\"", &[]).await;
+    post(
+        &rie.api("/2018-06-01/runtime/invocation/req-6/response"),
+        "\"first\"",
+        &[],
+    )
+    .await;
     assert_eq!(caller.await.unwrap().text(), "\"first\"");
 
     // A streamed response with Lambda's error trailers: the caller (asking for trailers) gets the
     // chunks as they come and the trailers after them.
     let parked = park_next(&rie);
     let url = rie.url();
-    let caller = tokio::spawn(async move { post(&url, "{}", &[("X-Lambdock-Request-Id", "req-7"), ("TE", "trailers")]).await });
+    let caller = tokio::spawn(async move {
+        post(
+            &url,
+            "{}",
+            &[("X-Lambdock-Request-Id", "req-7"), ("TE", "trailers")],
+        )
+        .await
+    });
     parked.await.unwrap();
     let mut raw = std::net::TcpStream::connect(rie.runtime_api).unwrap();
     raw.write_all(
@@ -199,16 +309,31 @@ async fn every_runtime_api_error_row() {
     .unwrap();
     let mut answer = [0u8; 512];
     let n = raw.read(&mut answer).unwrap();
-    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 202"), "{}", String::from_utf8_lossy(&answer[..n]));
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 202"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
     let reply = caller.await.unwrap();
     assert_eq!(reply.text(), "hello");
     assert_eq!(reply.header("content-type").as_deref(), Some("text/plain"));
     let trailers = reply.trailers.expect("trailers");
-    assert_eq!(trailers.get("lambda-runtime-function-error-type").unwrap(), "Function.Boom");
-    assert_eq!(trailers.get("lambda-runtime-function-error-body").unwrap(), "Ym9vbQ==");
+    assert_eq!(
+        trailers.get("lambda-runtime-function-error-type").unwrap(),
+        "Function.Boom"
+    );
+    assert_eq!(
+        trailers.get("lambda-runtime-function-error-body").unwrap(),
+        "Ym9vbQ=="
+    );
 
     // Unknown paths.
-    assert_eq!(get(&rie.api("/2018-06-01/runtime/nothing"), &[]).await.status, 404);
+    assert_eq!(
+        get(&rie.api("/2018-06-01/runtime/nothing"), &[])
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -226,21 +351,32 @@ async fn init_error_reaches_the_caller_and_the_next_invoke_retries_init() {
     let reply = caller.await.unwrap();
     // AWS's emulator answers 502 here (A2.2); Lambda answers 200 with the error.
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("x-amz-function-error").as_deref(), Some("Unhandled"));
+    assert_eq!(
+        reply.header("x-amz-function-error").as_deref(),
+        Some("Unhandled")
+    );
     assert_eq!(
         reply.text(),
         r#"{"errorMessage":"Unable to import module 'app'","errorType":"Runtime.ImportModuleError","stackTrace":[]}"#
     );
     let out = rie.wait_output("REPORT RequestId: req-init");
     assert!(out.contains("INIT_REPORT Init Duration: "), "{out}");
-    assert!(out.contains("Status: error\tError Type: Runtime.ImportModuleError"), "{out}");
+    assert!(
+        out.contains("Status: error\tError Type: Runtime.ImportModuleError"),
+        "{out}"
+    );
 
     // The sandbox was reset: a new runtime inits for the next invocation.
     let caller = invoke_in_background(&rie, r#"{"again":1}"#, "req-after");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let event = get(&rie.api("/2018-06-01/runtime/invocation/next"), &[]).await;
     assert_eq!(event.text(), r#"{"again":1}"#);
-    post(&rie.api("/2018-06-01/runtime/invocation/req-after/response"), "1", &[]).await;
+    post(
+        &rie.api("/2018-06-01/runtime/invocation/req-after/response"),
+        "1",
+        &[],
+    )
+    .await;
     assert_eq!(caller.await.unwrap().text(), "1");
     // /init/error after init is over is a state violation.
     let late = post(&rie.api("/2018-06-01/runtime/init/error"), "{}", &[]).await;
@@ -264,13 +400,20 @@ async fn extensions_take_part_in_init_and_invoke() {
     assert_eq!(reg.status, 200, "{}", reg.text());
     assert_eq!(reg.json()["functionName"], "fixture");
     assert_eq!(reg.json()["functionVersion"], "$LATEST");
-    let ext_id = reg.header("lambda-extension-identifier").expect("identifier");
-    let bad = get(&rie.api("/2020-01-01/extension/event/next"), &[("Lambda-Extension-Identifier", "nope")]).await;
+    let ext_id = reg
+        .header("lambda-extension-identifier")
+        .expect("identifier");
+    let bad = get(
+        &rie.api("/2020-01-01/extension/event/next"),
+        &[("Lambda-Extension-Identifier", "nope")],
+    )
+    .await;
     assert_error(&bad, 403, "Extension.InvalidExtensionIdentifier");
 
     let ext_url = rie.api("/2020-01-01/extension/event/next");
     let id = ext_id.clone();
-    let ext_next = tokio::spawn(async move { get(&ext_url, &[("Lambda-Extension-Identifier", &id)]).await });
+    let ext_next =
+        tokio::spawn(async move { get(&ext_url, &[("Lambda-Extension-Identifier", &id)]).await });
     let event = get(&rie.api("/2018-06-01/runtime/invocation/next"), &[]).await;
     assert_eq!(event.text(), r#"{"ext":1}"#);
     let invoke_event = ext_next.await.unwrap();
@@ -279,24 +422,56 @@ async fn extensions_take_part_in_init_and_invoke() {
     assert_eq!(v["eventType"], "INVOKE");
     assert_eq!(v["requestId"], "req-ext");
     assert_eq!(v["tracing"]["type"], "X-Amzn-Trace-Id");
-    assert!(invoke_event.header("lambda-extension-event-identifier").is_some());
+    assert!(
+        invoke_event
+            .header("lambda-extension-event-identifier")
+            .is_some()
+    );
 
     // Registration is closed once init is over.
-    let late = post(&rie.api("/2020-01-01/extension/register"), r#"{"events":[]}"#, &[("Lambda-Extension-Name", "late")]).await;
+    let late = post(
+        &rie.api("/2020-01-01/extension/register"),
+        r#"{"events":[]}"#,
+        &[("Lambda-Extension-Name", "late")],
+    )
+    .await;
     assert_error(&late, 403, "Extension.RegistrationClosed");
 
-    post(&rie.api("/2018-06-01/runtime/invocation/req-ext/response"), "\"done\"", &[]).await;
+    post(
+        &rie.api("/2018-06-01/runtime/invocation/req-ext/response"),
+        "\"done\"",
+        &[],
+    )
+    .await;
     assert_eq!(caller.await.unwrap().text(), "\"done\"");
     let _runtime_next = park_next(&rie);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!rie.output().contains("END RequestId: req-ext"), "the invocation waits for the extension");
+    assert!(
+        !rie.output().contains("END RequestId: req-ext"),
+        "the invocation waits for the extension"
+    );
     let ext_url = rie.api("/2020-01-01/extension/event/next");
-    let _ext_next = tokio::spawn(async move { get(&ext_url, &[("Lambda-Extension-Identifier", &ext_id)]).await });
+    let _ext_next =
+        tokio::spawn(
+            async move { get(&ext_url, &[("Lambda-Extension-Identifier", &ext_id)]).await },
+        );
     rie.wait_output("END RequestId: req-ext");
 
     let logs = request("PUT", &rie.api("/2020-08-15/logs"), Bytes::from("{}"), &[]).await;
-    assert_eq!((logs.status, logs.text().as_str()), (202, r#"{"errorMessage":"Logs API is not supported","errorType":"Logs.NotSupported"}"#));
-    let telemetry = request("PUT", &rie.api("/2022-07-01/telemetry"), Bytes::from("{}"), &[]).await;
+    assert_eq!(
+        (logs.status, logs.text().as_str()),
+        (
+            202,
+            r#"{"errorMessage":"Logs API is not supported","errorType":"Logs.NotSupported"}"#
+        )
+    );
+    let telemetry = request(
+        "PUT",
+        &rie.api("/2022-07-01/telemetry"),
+        Bytes::from("{}"),
+        &[],
+    )
+    .await;
     assert_eq!(telemetry.status, 202);
     assert_eq!(telemetry.json()["errorType"], "Telemetry.NotSupported");
 }

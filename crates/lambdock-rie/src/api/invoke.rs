@@ -31,7 +31,9 @@ pub async fn handle(sandbox: Arc<Sandbox>, req: Request<Incoming>) -> Response<B
     let path = req.uri().path();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method(), segments.as_slice()) {
-        (&Method::POST, ["2015-03-31", "functions", _, "invocations"]) => invoke(&sandbox, req).await,
+        (&Method::POST, ["2015-03-31", "functions", _, "invocations"]) => {
+            invoke(&sandbox, req).await
+        }
         (&Method::GET, ["health"]) => json(
             StatusCode::OK,
             serde_json::json!({"status": "ok", "warm": sandbox.is_warm()}).to_string(),
@@ -41,7 +43,10 @@ pub async fn handle(sandbox: Arc<Sandbox>, req: Request<Incoming>) -> Response<B
 }
 
 fn lambda_error(status: StatusCode, error_type: &str, message: &str) -> Response<Body> {
-    let mut resp = json(status, serde_json::json!({"Type": "User", "message": message}).to_string());
+    let mut resp = json(
+        status,
+        serde_json::json!({"Type": "User", "message": message}).to_string(),
+    );
     if let Ok(v) = HeaderValue::from_str(error_type) {
         resp.headers_mut().insert("x-amzn-errortype", v);
     }
@@ -83,7 +88,9 @@ async fn invoke(sandbox: &Arc<Sandbox>, req: Request<Incoming>) -> Response<Body
             return lambda_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLargeException",
-                &format!("Request must be smaller than {MAX_REQUEST_BYTES} bytes for the InvokeFunction operation"),
+                &format!(
+                    "Request must be smaller than {MAX_REQUEST_BYTES} bytes for the InvokeFunction operation"
+                ),
             );
         }
     };
@@ -109,13 +116,17 @@ async fn invoke(sandbox: &Arc<Sandbox>, req: Request<Incoming>) -> Response<Body
                 serde_json::json!({"Reason": "ConcurrentInvocationLimitExceeded", "Type": "User", "message": e.to_string()})
                     .to_string(),
             );
-            resp.headers_mut()
-                .insert("x-amzn-errortype", HeaderValue::from_static("TooManyRequestsException"));
+            resp.headers_mut().insert(
+                "x-amzn-errortype",
+                HeaderValue::from_static("TooManyRequestsException"),
+            );
             resp
         }
-        Err(e @ InvokeRejected::ShuttingDown) => {
-            lambda_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceException", &e.to_string())
-        }
+        Err(e @ InvokeRejected::ShuttingDown) => lambda_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceException",
+            &e.to_string(),
+        ),
     }
 }
 
@@ -132,7 +143,9 @@ fn reply_response(reply: InvokeReply, version: &str) -> Response<Body> {
         // `TE: trailers`).
         h.insert(
             header::TRAILER,
-            HeaderValue::from_static("Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"),
+            HeaderValue::from_static(
+                "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body",
+            ),
         );
     }
     let content_type = reply.content_type.as_deref().unwrap_or("application/json");
@@ -147,13 +160,17 @@ fn reply_response(reply: InvokeReply, version: &str) -> Response<Body> {
         h.insert("x-amz-executed-version", v);
     }
     if let Some(error_type) = &reply.function_error {
-        h.insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+        h.insert(
+            "x-amz-function-error",
+            HeaderValue::from_static("Unhandled"),
+        );
         if let Ok(v) = HeaderValue::from_str(error_type) {
             h.insert("x-lambdock-error-type", v);
         }
     }
     if let Some(tail) = &reply.log_tail
-        && let Ok(v) = HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(tail))
+        && let Ok(v) =
+            HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(tail))
     {
         h.insert("x-amz-log-result", v);
     }

@@ -35,36 +35,55 @@ pub async fn handle(sandbox: Arc<Sandbox>, req: Request<Incoming>) -> Response<B
             let id = id.to_string();
             error(&sandbox, &id, req).await
         }
-        (Method::POST, ["2018-06-01", "runtime", "init", "error"]) => init_error(&sandbox, req).await,
+        (Method::POST, ["2018-06-01", "runtime", "init", "error"]) => {
+            init_error(&sandbox, req).await
+        }
         (Method::GET, ["2018-06-01", "ping"]) => Response::new(full("pong")),
         (Method::POST, ["2020-01-01", "extension", "register"]) => register(&sandbox, req).await,
-        (Method::GET, ["2020-01-01", "extension", "event", "next"]) => extension_next(&sandbox, req.headers()).await,
+        (Method::GET, ["2020-01-01", "extension", "event", "next"]) => {
+            extension_next(&sandbox, req.headers()).await
+        }
         (Method::POST, ["2020-01-01", "extension", kind @ ("init" | "exit"), "error"]) => {
             let init = *kind == "init";
             extension_error(&sandbox, req.headers(), init)
         }
-        (Method::PUT, ["2020-08-15", "logs"]) => stub("Logs.NotSupported", "Logs API is not supported"),
-        (Method::PUT, ["2022-07-01", "telemetry"]) => stub("Telemetry.NotSupported", "Telemetry API is not supported"),
+        (Method::PUT, ["2020-08-15", "logs"]) => {
+            stub("Logs.NotSupported", "Logs API is not supported")
+        }
+        (Method::PUT, ["2022-07-01", "telemetry"]) => {
+            stub("Telemetry.NotSupported", "Telemetry API is not supported")
+        }
         _ => not_found(),
     }
 }
 
 fn stub(error_type: &str, message: &str) -> Response<Body> {
-    json(StatusCode::ACCEPTED, ErrorBody::new(error_type, message).to_bytes())
+    json(
+        StatusCode::ACCEPTED,
+        ErrorBody::new(error_type, message).to_bytes(),
+    )
 }
 
 fn api_error(e: &ApiError) -> Response<Body> {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN);
-    json(status, ErrorBody::new(e.error_type(), e.to_string()).to_bytes())
+    json(
+        status,
+        ErrorBody::new(e.error_type(), e.to_string()).to_bytes(),
+    )
 }
 
 async fn next(sandbox: &Sandbox) -> Response<Body> {
     let delivery = match sandbox.runtime_next() {
-        Ok(NextEvent::Now(d)) => d,
+        Ok(NextEvent::Now(d)) => *d,
         Ok(NextEvent::Wait(rx)) => match rx.await {
             Ok(d) => d,
             // The sandbox was reset while the runtime waited; its process is being killed.
-            Err(_) => return json(StatusCode::INTERNAL_SERVER_ERROR, ErrorBody::new("InternalServerError", "Sandbox reset").to_bytes()),
+            Err(_) => {
+                return json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorBody::new("InternalServerError", "Sandbox reset").to_bytes(),
+                );
+            }
         },
         Err(e) => return api_error(&e),
     };
@@ -75,18 +94,33 @@ fn event_response(d: Delivery) -> Response<Body> {
     let mut resp = Response::new(full(d.payload));
     let h = resp.headers_mut();
     let mut set = |name: &'static str, value: Option<&str>| {
-        if let Some(v) = value.filter(|v| !v.is_empty()).and_then(|v| HeaderValue::from_str(v).ok()) {
+        if let Some(v) = value
+            .filter(|v| !v.is_empty())
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
             h.insert(name, v);
         }
     };
     set("lambda-runtime-aws-request-id", Some(&d.request_id));
-    set("lambda-runtime-deadline-ms", Some(&d.deadline_ms.to_string()));
-    set("lambda-runtime-invoked-function-arn", Some(&d.invoked_function_arn));
+    set(
+        "lambda-runtime-deadline-ms",
+        Some(&d.deadline_ms.to_string()),
+    );
+    set(
+        "lambda-runtime-invoked-function-arn",
+        Some(&d.invoked_function_arn),
+    );
     set("lambda-runtime-trace-id", d.trace_id.as_deref());
     set("lambda-runtime-client-context", d.client_context.as_deref());
-    set("lambda-runtime-cognito-identity", d.cognito_identity.as_deref());
+    set(
+        "lambda-runtime-cognito-identity",
+        d.cognito_identity.as_deref(),
+    );
     set("lambda-runtime-aws-tenant-id", d.tenant_id.as_deref());
-    set("content-type", Some(d.content_type.as_deref().unwrap_or("application/json")));
+    set(
+        "content-type",
+        Some(d.content_type.as_deref().unwrap_or("application/json")),
+    );
     resp
 }
 
@@ -146,7 +180,11 @@ async fn response(sandbox: &Sandbox, id: &str, req: Request<Incoming>) -> Respon
             let _ = driver.send(Signal::Failed(PlatformError::InvalidResponseMode));
             return json(
                 StatusCode::BAD_REQUEST,
-                ErrorBody::new("InvalidFunctionResponseMode", "Invalid function response mode").to_bytes(),
+                ErrorBody::new(
+                    "InvalidFunctionResponseMode",
+                    "Invalid function response mode",
+                )
+                .to_bytes(),
             );
         }
     }
@@ -160,7 +198,9 @@ async fn response(sandbox: &Sandbox, id: &str, req: Request<Incoming>) -> Respon
             too_large_response()
         }
         Err(ReadError::Truncated) => {
-            let _ = driver.send(Signal::Failed(PlatformError::TruncatedResponse { request_id: id.to_string() }));
+            let _ = driver.send(Signal::Failed(PlatformError::TruncatedResponse {
+                request_id: id.to_string(),
+            }));
             truncated_response()
         }
     }
@@ -173,7 +213,10 @@ async fn stream_response(
     mut body: Incoming,
 ) -> Response<Body> {
     let (tx, rx) = mpsc::channel(16);
-    let _ = driver.send(Signal::Stream { content_type, frames: rx });
+    let _ = driver.send(Signal::Stream {
+        content_type,
+        frames: rx,
+    });
     let mut total: u64 = 0;
     let mut caller_gone = false;
     while let Some(frame) = body.frame().await {
@@ -181,7 +224,11 @@ async fn stream_response(
             Ok(f) => f,
             Err(e) => {
                 if !caller_gone {
-                    let _ = tx.send(Err(std::io::Error::other(format!("runtime aborted the stream: {e}")))).await;
+                    let _ = tx
+                        .send(Err(std::io::Error::other(format!(
+                            "runtime aborted the stream: {e}"
+                        ))))
+                        .await;
                 }
                 return truncated_response();
             }
@@ -190,7 +237,9 @@ async fn stream_response(
             total += data.len() as u64;
             if total > MAX_STREAMED_BYTES {
                 let err = PlatformError::ResponseTooLarge { size: total };
-                let _ = tx.send(Ok(error_trailers(err.error_type(), &err.body()))).await;
+                let _ = tx
+                    .send(Ok(error_trailers(err.error_type(), &err.body())))
+                    .await;
                 return too_large_response();
             }
         }
@@ -237,7 +286,11 @@ fn error_type_of(headers: &HeaderMap, body: &[u8]) -> String {
     }
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v.get("errorType").and_then(|t| t.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("errorType")
+                .and_then(|t| t.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "Runtime.Unknown".to_string())
 }
 
@@ -250,7 +303,11 @@ async fn error(sandbox: &Sandbox, id: &str, req: Request<Incoming>) -> Response<
     match read_limited(body, MAX_RESPONSE_BYTES).await {
         Ok(body) => {
             let error_type = error_type_of(&parts.headers, &body);
-            let body = caller_error_body(header_str(&parts.headers, "content-type"), body, &error_type);
+            let body = caller_error_body(
+                header_str(&parts.headers, "content-type"),
+                body,
+                &error_type,
+            );
             let _ = driver.send(Signal::Error { body, error_type });
             json(StatusCode::ACCEPTED, ACCEPTED)
         }
@@ -259,7 +316,9 @@ async fn error(sandbox: &Sandbox, id: &str, req: Request<Incoming>) -> Response<
             too_large_response()
         }
         Err(ReadError::Truncated) => {
-            let _ = driver.send(Signal::Failed(PlatformError::TruncatedResponse { request_id: id.to_string() }));
+            let _ = driver.send(Signal::Failed(PlatformError::TruncatedResponse {
+                request_id: id.to_string(),
+            }));
             truncated_response()
         }
     }
@@ -273,7 +332,11 @@ async fn init_error(sandbox: &Sandbox, req: Request<Incoming>) -> Response<Body>
         Err(ReadError::Truncated) => return truncated_response(),
     };
     let error_type = error_type_of(&parts.headers, &body);
-    let body = caller_error_body(header_str(&parts.headers, "content-type"), body, &error_type);
+    let body = caller_error_body(
+        header_str(&parts.headers, "content-type"),
+        body,
+        &error_type,
+    );
     match sandbox.init_error(body, error_type) {
         Ok(()) => json(StatusCode::ACCEPTED, ACCEPTED),
         Err(e) => api_error(&e),
@@ -287,7 +350,9 @@ struct RegisterBody {
 }
 
 async fn register(sandbox: &Sandbox, req: Request<Incoming>) -> Response<Body> {
-    let name = header_str(req.headers(), "lambda-extension-name").unwrap_or_default().to_string();
+    let name = header_str(req.headers(), "lambda-extension-name")
+        .unwrap_or_default()
+        .to_string();
     let body = match read_limited(req.into_body(), 64 * 1024).await {
         Ok(b) => b,
         Err(_) => return api_error(&ApiError::InvalidEventType("unreadable body".into())),
@@ -314,13 +379,22 @@ async fn extension_next(sandbox: &Sandbox, headers: &HeaderMap) -> Response<Body
         Ok(NextExtensionEvent::Now(e)) => e,
         Ok(NextExtensionEvent::Wait(rx)) => match rx.await {
             Ok(e) => e,
-            Err(_) => return json(StatusCode::INTERNAL_SERVER_ERROR, ErrorBody::new("InternalServerError", "Sandbox reset").to_bytes()),
+            Err(_) => {
+                return json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorBody::new("InternalServerError", "Sandbox reset").to_bytes(),
+                );
+            }
         },
         Err(e) => return api_error(&e),
     };
-    let mut resp = json(StatusCode::OK, serde_json::to_vec(&event).unwrap_or_default());
+    let mut resp = json(
+        StatusCode::OK,
+        serde_json::to_vec(&event).unwrap_or_default(),
+    );
     if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
-        resp.headers_mut().insert("lambda-extension-event-identifier", v);
+        resp.headers_mut()
+            .insert("lambda-extension-event-identifier", v);
     }
     resp
 }
@@ -330,7 +404,11 @@ fn extension_error(sandbox: &Sandbox, headers: &HeaderMap, init: bool) -> Respon
     let Some(error_type) = header_str(headers, "lambda-extension-function-error-type") else {
         return json(
             StatusCode::BAD_REQUEST,
-            ErrorBody::new("Extension.MissingHeader", "Missing Lambda-Extension-Function-Error-Type header").to_bytes(),
+            ErrorBody::new(
+                "Extension.MissingHeader",
+                "Missing Lambda-Extension-Function-Error-Type header",
+            )
+            .to_bytes(),
         );
     };
     match sandbox.extension_error(id, error_type.to_string(), init) {
@@ -345,18 +423,35 @@ mod tests {
 
     #[test]
     fn error_cause_is_stripped() {
-        let body = Bytes::from(r#"{"errorMessage":"m","errorType":"T","stackTrace":[],"errorCause":{"x":1}}"#);
+        let body = Bytes::from(
+            r#"{"errorMessage":"m","errorType":"T","stackTrace":[],"errorCause":{"x":1}}"#,
+        );
         let out = caller_error_body(Some(ERROR_CAUSE_CONTENT_TYPE), body.clone(), "T");
-        assert_eq!(out, r#"{"errorMessage":"m","errorType":"T","stackTrace":[]}"#);
-        assert_eq!(caller_error_body(Some("application/json"), body.clone(), "T"), body);
+        assert_eq!(
+            out,
+            r#"{"errorMessage":"m","errorType":"T","stackTrace":[]}"#
+        );
+        assert_eq!(
+            caller_error_body(Some("application/json"), body.clone(), "T"),
+            body
+        );
     }
 
     #[test]
     fn error_type_falls_back_to_body() {
         let mut headers = HeaderMap::new();
-        assert_eq!(error_type_of(&headers, br#"{"errorType":"ValueError"}"#), "ValueError");
+        assert_eq!(
+            error_type_of(&headers, br#"{"errorType":"ValueError"}"#),
+            "ValueError"
+        );
         assert_eq!(error_type_of(&headers, b"not json"), "Runtime.Unknown");
-        headers.insert("lambda-runtime-function-error-type", HeaderValue::from_static("Runtime.X"));
-        assert_eq!(error_type_of(&headers, br#"{"errorType":"ValueError"}"#), "Runtime.X");
+        headers.insert(
+            "lambda-runtime-function-error-type",
+            HeaderValue::from_static("Runtime.X"),
+        );
+        assert_eq!(
+            error_type_of(&headers, br#"{"errorType":"ValueError"}"#),
+            "Runtime.X"
+        );
     }
 }

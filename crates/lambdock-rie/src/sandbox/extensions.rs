@@ -123,13 +123,19 @@ mod tests {
             deadline_ms: 1,
             request_id: "r".into(),
             invoked_function_arn: "arn".into(),
-            tracing: Tracing { kind: "X-Amzn-Trace-Id", value: "Root=1".into() },
+            tracing: Tracing {
+                kind: "X-Amzn-Trace-Id",
+                value: "Root=1".into(),
+            },
         };
         assert_eq!(
             serde_json::to_string(&invoke).unwrap(),
             r#"{"eventType":"INVOKE","deadlineMs":1,"requestId":"r","invokedFunctionArn":"arn","tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1"}}"#
         );
-        let shutdown = ExtensionEvent::Shutdown { shutdown_reason: "spindown", deadline_ms: 2 };
+        let shutdown = ExtensionEvent::Shutdown {
+            shutdown_reason: "spindown",
+            deadline_ms: 2,
+        };
         assert_eq!(
             serde_json::to_string(&shutdown).unwrap(),
             r#"{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":2}"#

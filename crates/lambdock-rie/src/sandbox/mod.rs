@@ -78,7 +78,9 @@ pub enum Signal {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
     /// 403 `InvalidStateTransition`.
-    #[error("State transition from {from} to {to} failed for runtime. Error: State transition is not allowed")]
+    #[error(
+        "State transition from {from} to {to} failed for runtime. Error: State transition is not allowed"
+    )]
     InvalidStateTransition {
         /// RAPID's name of the current state.
         from: &'static str,
@@ -126,7 +128,9 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            ApiError::InvalidRequestId | ApiError::TooManyExtensions | ApiError::InvalidEventType(_) => 400,
+            ApiError::InvalidRequestId
+            | ApiError::TooManyExtensions
+            | ApiError::InvalidEventType(_) => 400,
             _ => 403,
         }
     }
@@ -156,7 +160,10 @@ impl Phase {
         match self {
             Phase::Stopped | Phase::Initializing => "Started",
             Phase::InitFailed => "InitError",
-            Phase::Idle | Phase::Invoking { answered: false, .. } => "Running",
+            Phase::Idle
+            | Phase::Invoking {
+                answered: false, ..
+            } => "Running",
             Phase::Invoking { answered: true, .. } => "RuntimeResponseSentState",
         }
     }
@@ -183,7 +190,7 @@ struct State {
 /// What `/next` gets: an event now, or a wait.
 pub enum NextEvent {
     /// The event was already waiting.
-    Now(Delivery),
+    Now(Box<Delivery>),
     /// Park until one comes.
     Wait(oneshot::Receiver<Delivery>),
 }
@@ -281,14 +288,21 @@ impl Sandbox {
     /// True when a runtime process is up and has finished init.
     pub fn is_warm(&self) -> bool {
         let st = self.lock();
-        st.runtime.is_some() && !matches!(st.phase, Phase::Initializing | Phase::Stopped | Phase::InitFailed)
+        st.runtime.is_some()
+            && !matches!(
+                st.phase,
+                Phase::Initializing | Phase::Stopped | Phase::InitFailed
+            )
     }
 
     // ----- invoke side -------------------------------------------------------------------
 
     /// Runs one invocation. Refused at once if another one has not answered yet; waits if the
     /// previous one answered and the runtime is finishing up.
-    pub async fn invoke(self: &Arc<Self>, req: InvokeRequest) -> Result<InvokeReply, InvokeRejected> {
+    pub async fn invoke(
+        self: &Arc<Self>,
+        req: InvokeRequest,
+    ) -> Result<InvokeReply, InvokeRejected> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(InvokeRejected::ShuttingDown);
         }
@@ -315,7 +329,9 @@ impl Sandbox {
     pub fn start_eager(self: &Arc<Self>) {
         let this = self.clone();
         tokio::spawn(async move {
-            let Ok(_permit) = this.permit.clone().acquire_owned().await else { return };
+            let Ok(_permit) = this.permit.clone().acquire_owned().await else {
+                return;
+            };
             let (tx, mut rx) = mpsc::unbounded_channel();
             this.lock().driver = Some(tx);
             if let Err(failure) = this.init(&mut rx, None).await {
@@ -346,8 +362,13 @@ impl Sandbox {
             self.logs.drain(pipe);
         }
         self.logs.platform_line(&format!("END RequestId: {id}"));
-        self.logs
-            .platform_line(&self.report_line(id, fin.duration, fin.init_duration, fin.peak_memory, &fin.ending));
+        self.logs.platform_line(&self.report_line(
+            id,
+            fin.duration,
+            fin.init_duration,
+            fin.peak_memory,
+            &fin.ending,
+        ));
         let tail = self.logs.end_invocation();
         if let (Some(tx), Some(mut msg)) = (reply_tx.take(), fin.reply) {
             msg.log_tail = req.want_tail.then_some(tail);
@@ -380,11 +401,17 @@ impl Sandbox {
                     Ok(d) => init_duration = Some(init_duration.unwrap_or_default() + d),
                     Err(failure) => {
                         self.logs.platform_line(&init_report(&failure));
-                        self.logs.platform_line(&format!("START RequestId: {id} Version: {version}"));
+                        self.logs
+                            .platform_line(&format!("START RequestId: {id} Version: {version}"));
                         let pipe = self.current_pipe();
                         self.reset();
                         return Finished {
-                            reply: Some(error_reply(id, failure.body, failure.error_type.clone(), Some(failure.duration))),
+                            reply: Some(error_reply(
+                                id,
+                                failure.body,
+                                failure.error_type.clone(),
+                                Some(failure.duration),
+                            )),
                             ending: Ending::Error(failure.error_type),
                             duration: Duration::ZERO,
                             init_duration: Some(failure.duration),
@@ -402,11 +429,13 @@ impl Sandbox {
                 }
             };
             if !retried {
-                self.logs.platform_line(&format!("START RequestId: {id} Version: {version}"));
+                self.logs
+                    .platform_line(&format!("START RequestId: {id} Version: {version}"));
             }
             let now = SystemTime::now();
             let deadline_at = req.deadline.unwrap_or(now + self.cfg.function.timeout);
-            let deadline = tokio::time::Instant::now() + deadline_at.duration_since(now).unwrap_or_default();
+            let deadline =
+                tokio::time::Instant::now() + deadline_at.duration_since(now).unwrap_or_default();
             let started = Instant::now();
             self.deliver(Delivery {
                 request_id: id.clone(),
@@ -447,7 +476,10 @@ impl Sandbox {
                     reply.content_type = content_type;
                     None
                 }
-                Some(Signal::Stream { content_type, frames }) => {
+                Some(Signal::Stream {
+                    content_type,
+                    frames,
+                }) => {
                     reply.body = ReplyBody::Stream(frames);
                     reply.content_type = content_type;
                     None
@@ -460,22 +492,35 @@ impl Sandbox {
                     reply = error_reply(id, e.body(), e.error_type().into(), init_duration);
                     None
                 }
-                Some(Signal::Exited { undelivered: true, .. }) if !retried => {
+                Some(Signal::Exited {
+                    undelivered: true, ..
+                }) if !retried => {
                     // The runtime died idle before taking this event: nothing ran, so a fresh
                     // runtime takes it, as Lambda would route to a healthy environment.
                     retried = true;
                     self.reset();
                     continue;
                 }
-                Some(Signal::Exited { status, .. }) => Some(PlatformError::RuntimeExit { request_id: id.clone(), status }),
-                _ => Some(PlatformError::Timeout { request_id: id.clone(), seconds: self.cfg.function.timeout.as_secs_f64() }),
+                Some(Signal::Exited { status, .. }) => Some(PlatformError::RuntimeExit {
+                    request_id: id.clone(),
+                    status,
+                }),
+                _ => Some(PlatformError::Timeout {
+                    request_id: id.clone(),
+                    seconds: self.cfg.function.timeout.as_secs_f64(),
+                }),
             };
             if let Some(err) = failure {
                 let peak_memory = pid.map(peak_rss_bytes);
                 let ending = self.log_failure(id, &err);
                 self.reset();
                 return Finished {
-                    reply: Some(error_reply(id, err.body(), err.error_type().into(), init_duration)),
+                    reply: Some(error_reply(
+                        id,
+                        err.body(),
+                        err.error_type().into(),
+                        init_duration,
+                    )),
                     ending,
                     duration: started.elapsed(),
                     init_duration,
@@ -527,8 +572,9 @@ impl Sandbox {
     fn log_failure(&self, id: &str, err: &PlatformError) -> Ending {
         if let PlatformError::Timeout { seconds, .. } = err {
             let now = humantime::format_rfc3339_millis(SystemTime::now());
-            self.logs
-                .platform_line(&format!("{now} {id} Task timed out after {seconds:.2} seconds"));
+            self.logs.platform_line(&format!(
+                "{now} {id} Task timed out after {seconds:.2} seconds"
+            ));
             return Ending::Timeout;
         }
         if let PlatformError::RuntimeExit { status, .. } = err {
@@ -536,7 +582,8 @@ impl Sandbox {
                 Some(s) => format!("Runtime exited with error: {s}"),
                 None => "Runtime exited without providing a reason".to_string(),
             };
-            self.logs.platform_line(&format!("RequestId: {id} Error: {reason}"));
+            self.logs
+                .platform_line(&format!("RequestId: {id} Error: {reason}"));
             self.logs.platform_line(err.error_type());
         }
         Ending::Error(err.error_type().into())
@@ -551,14 +598,19 @@ impl Sandbox {
         ending: &Ending,
     ) -> String {
         let ms = duration.as_secs_f64() * 1000.0;
-        let billed = (ms + init.map_or(0.0, |d| d.as_secs_f64() * 1000.0)).ceil().max(1.0) as u64;
+        let billed = (ms + init.map_or(0.0, |d| d.as_secs_f64() * 1000.0))
+            .ceil()
+            .max(1.0) as u64;
         let memory = self.cfg.function.memory_mb;
         let used = peak_memory.map_or(0, |b| b.div_ceil(1024 * 1024));
         let mut line = format!(
             "REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory} MB\tMax Memory Used: {used} MB\t"
         );
         if let Some(init) = init {
-            line.push_str(&format!("Init Duration: {:.2} ms\t", init.as_secs_f64() * 1000.0));
+            line.push_str(&format!(
+                "Init Duration: {:.2} ms\t",
+                init.as_secs_f64() * 1000.0
+            ));
         }
         match ending {
             Ending::Ok => {}
@@ -577,12 +629,19 @@ impl Sandbox {
     }
 
     /// Starts the runtime and waits for it (and its extensions) to reach `next`.
-    async fn init(&self, rx: &mut mpsc::UnboundedReceiver<Signal>, request_id: Option<&str>) -> Result<Duration, InitFailure> {
+    async fn init(
+        &self,
+        rx: &mut mpsc::UnboundedReceiver<Signal>,
+        request_id: Option<&str>,
+    ) -> Result<Duration, InitFailure> {
         let started = Instant::now();
-        let prefix = request_id.map(|id| format!("RequestId: {id} ")).unwrap_or_default();
+        let prefix = request_id
+            .map(|id| format!("RequestId: {id} "))
+            .unwrap_or_default();
         if let Err(e) = self.start_runtime() {
             return Err(InitFailure {
-                body: ErrorBody::new("Runtime.InvalidEntrypoint", format!("{prefix}Error: {e}")).to_bytes(),
+                body: ErrorBody::new("Runtime.InvalidEntrypoint", format!("{prefix}Error: {e}"))
+                    .to_bytes(),
                 error_type: "Runtime.InvalidEntrypoint".into(),
                 duration: started.elapsed(),
             });
@@ -640,7 +699,8 @@ impl Sandbox {
                 Err(e) => tracing::warn!(error = %e, "extension did not start"),
             }
         }
-        let mut child = match group.spawn(&self.cfg.bootstrap, &self.cfg.working_dir, &env, &write) {
+        let mut child = match group.spawn(&self.cfg.bootstrap, &self.cfg.working_dir, &env, &write)
+        {
             Ok(c) => c,
             Err(e) => {
                 group.signal(UnixSignal::SIGKILL);
@@ -653,7 +713,11 @@ impl Sandbox {
         let generation = {
             let mut st = self.lock();
             st.generation += 1;
-            st.runtime = Some(Runtime { group, pid, pipe: pipe.clone() });
+            st.runtime = Some(Runtime {
+                group,
+                pid,
+                pipe: pipe.clone(),
+            });
             st.phase = Phase::Initializing;
             st.runtime_ready = false;
             st.parked = None;
@@ -706,7 +770,10 @@ impl Sandbox {
         st.pending = None;
         st.extensions = Registry::default();
         if let Some(driver) = &st.driver {
-            let _ = driver.send(Signal::Exited { status, undelivered });
+            let _ = driver.send(Signal::Exited {
+                status,
+                undelivered,
+            });
         }
     }
 
@@ -726,12 +793,19 @@ impl Sandbox {
     /// Hands an event to the runtime (now if it is parked in `/next`) and to `INVOKE` extensions.
     fn deliver(&self, delivery: Delivery) {
         let mut st = self.lock();
-        st.phase = Phase::Invoking { request_id: delivery.request_id.clone(), answered: false, runtime_back: false };
+        st.phase = Phase::Invoking {
+            request_id: delivery.request_id.clone(),
+            answered: false,
+            runtime_back: false,
+        };
         let event = ExtensionEvent::Invoke {
             deadline_ms: delivery.deadline_ms,
             request_id: delivery.request_id.clone(),
             invoked_function_arn: delivery.invoked_function_arn.clone(),
-            tracing: Tracing { kind: "X-Amzn-Trace-Id", value: delivery.trace_id.clone().unwrap_or_default() },
+            tracing: Tracing {
+                kind: "X-Amzn-Trace-Id",
+                value: delivery.trace_id.clone().unwrap_or_default(),
+            },
         };
         st.extensions.broadcast(&event, |e| e.invoke);
         match st.parked.take() {
@@ -758,8 +832,16 @@ impl Sandbox {
                 st.runtime_ready = true;
                 st.check_init_done();
             }
-            Phase::Invoking { answered: true, runtime_back: false, request_id } => {
-                st.phase = Phase::Invoking { request_id, answered: true, runtime_back: true };
+            Phase::Invoking {
+                answered: true,
+                runtime_back: false,
+                request_id,
+            } => {
+                st.phase = Phase::Invoking {
+                    request_id,
+                    answered: true,
+                    runtime_back: true,
+                };
                 st.check_invoke_done();
             }
             Phase::Idle => {
@@ -767,12 +849,17 @@ impl Sandbox {
                     return Err(ApiError::InvalidStateTransition { from: "Ready", to });
                 }
             }
-            phase => return Err(ApiError::InvalidStateTransition { from: phase.rapid_name(), to }),
-        }
-        if st.phase == Phase::Idle {
-            if let Some(d) = st.pending.take() {
-                return Ok(NextEvent::Now(d));
+            phase => {
+                return Err(ApiError::InvalidStateTransition {
+                    from: phase.rapid_name(),
+                    to,
+                });
             }
+        }
+        if st.phase == Phase::Idle
+            && let Some(d) = st.pending.take()
+        {
+            return Ok(NextEvent::Now(Box::new(d)));
         }
         let (tx, rx) = oneshot::channel();
         st.parked = Some(tx);
@@ -781,17 +868,30 @@ impl Sandbox {
 
     /// Starts `/response` or `/error` for `request_id`: the driver's channel if the runtime may
     /// answer now. `to` is RAPID's name of the target state.
-    pub fn begin_answer(&self, request_id: &str, to: &'static str) -> Result<mpsc::UnboundedSender<Signal>, ApiError> {
+    pub fn begin_answer(
+        &self,
+        request_id: &str,
+        to: &'static str,
+    ) -> Result<mpsc::UnboundedSender<Signal>, ApiError> {
         let mut st = self.lock();
         match &mut st.phase {
-            Phase::Invoking { request_id: current, answered: answered @ false, .. } => {
+            Phase::Invoking {
+                request_id: current,
+                answered: answered @ false,
+                ..
+            } => {
                 if current != request_id {
                     return Err(ApiError::InvalidRequestId);
                 }
                 *answered = true;
             }
             Phase::Idle => return Err(ApiError::InvalidRequestId),
-            phase => return Err(ApiError::InvalidStateTransition { from: phase.rapid_name(), to }),
+            phase => {
+                return Err(ApiError::InvalidStateTransition {
+                    from: phase.rapid_name(),
+                    to,
+                });
+            }
         }
         st.driver.clone().ok_or(ApiError::InvalidRequestId)
     }
@@ -800,7 +900,10 @@ impl Sandbox {
     pub fn init_error(&self, body: Bytes, error_type: String) -> Result<(), ApiError> {
         let mut st = self.lock();
         if st.phase != Phase::Initializing {
-            return Err(ApiError::InvalidStateTransition { from: st.phase.rapid_name(), to: "InitError" });
+            return Err(ApiError::InvalidStateTransition {
+                from: st.phase.rapid_name(),
+                to: "InitError",
+            });
         }
         st.phase = Phase::InitFailed;
         if let Some(driver) = &st.driver {
@@ -812,7 +915,11 @@ impl Sandbox {
     // ----- Extensions API ----------------------------------------------------------------
 
     /// `POST /extension/register`.
-    pub fn register_extension(&self, name: &str, events: &[String]) -> Result<Registration, ApiError> {
+    pub fn register_extension(
+        &self,
+        name: &str,
+        events: &[String],
+    ) -> Result<Registration, ApiError> {
         if name.is_empty() {
             return Err(ApiError::InvalidExtensionName);
         }
@@ -836,14 +943,22 @@ impl Sandbox {
             busy: false,
         });
         let f = &self.cfg.function;
-        Ok(Registration { id, function_name: f.name.clone(), function_version: f.version.clone(), handler: f.handler.clone() })
+        Ok(Registration {
+            id,
+            function_name: f.name.clone(),
+            function_version: f.version.clone(),
+            handler: f.handler.clone(),
+        })
     }
 
     /// `GET /extension/event/next`.
     pub fn extension_next(&self, id: Option<&str>) -> Result<NextExtensionEvent, ApiError> {
         let id = id.ok_or(ApiError::MissingExtensionIdentifier)?;
         let mut st = self.lock();
-        let ext = st.extensions.get_mut(id).ok_or(ApiError::InvalidExtensionIdentifier)?;
+        let ext = st
+            .extensions
+            .get_mut(id)
+            .ok_or(ApiError::InvalidExtensionIdentifier)?;
         let first = !ext.ready;
         ext.ready = true;
         ext.busy = false;
@@ -865,14 +980,28 @@ impl Sandbox {
 
     /// `POST /extension/init/error` and `/extension/exit/error`: checks the identifier. An
     /// init error fails the init like the runtime's own.
-    pub fn extension_error(&self, id: Option<&str>, error_type: String, init: bool) -> Result<(), ApiError> {
+    pub fn extension_error(
+        &self,
+        id: Option<&str>,
+        error_type: String,
+        init: bool,
+    ) -> Result<(), ApiError> {
         let id = id.ok_or(ApiError::MissingExtensionIdentifier)?;
         let mut st = self.lock();
-        let name = st.extensions.get_mut(id).ok_or(ApiError::InvalidExtensionIdentifier)?.name.clone();
+        let name = st
+            .extensions
+            .get_mut(id)
+            .ok_or(ApiError::InvalidExtensionIdentifier)?
+            .name
+            .clone();
         tracing::warn!(extension = %name, %error_type, init, "extension reported an error");
         if init && st.phase == Phase::Initializing {
             st.phase = Phase::InitFailed;
-            let body = ErrorBody::new(error_type.clone(), format!("Extension {name} failed to initialize")).to_bytes();
+            let body = ErrorBody::new(
+                error_type.clone(),
+                format!("Extension {name} failed to initialize"),
+            )
+            .to_bytes();
             if let Some(driver) = &st.driver {
                 let _ = driver.send(Signal::InitError { body, error_type });
             }
@@ -887,7 +1016,10 @@ impl Sandbox {
         let graceful = {
             let mut st = self.lock();
             let deadline_ms = epoch_ms(SystemTime::now() + SHUTDOWN_GRACE);
-            let event = ExtensionEvent::Shutdown { shutdown_reason: "spindown", deadline_ms };
+            let event = ExtensionEvent::Shutdown {
+                shutdown_reason: "spindown",
+                deadline_ms,
+            };
             st.extensions.broadcast(&event, |e| e.shutdown);
             let graceful = !st.extensions.extensions.is_empty();
             if graceful && let Some(rt) = &st.runtime {
@@ -919,7 +1051,9 @@ impl State {
     }
 
     fn check_invoke_done(&mut self) {
-        if let Phase::Invoking { runtime_back: true, .. } = self.phase
+        if let Phase::Invoking {
+            runtime_back: true, ..
+        } = self.phase
             && self.extensions.all_idle()
         {
             self.phase = Phase::Idle;
@@ -946,11 +1080,16 @@ fn parse_events(events: &[String]) -> Result<(bool, bool), ApiError> {
 /// Executables in the extensions directory, in name order as Lambda starts them.
 fn list_extensions(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut paths: Vec<_> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .filter(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
         .collect();
     paths.sort();
     paths
@@ -965,7 +1104,12 @@ struct Finished {
     pipe: Option<Arc<OutputPipe>>,
 }
 
-fn error_reply(id: &str, body: Bytes, error_type: String, init_duration: Option<Duration>) -> InvokeReply {
+fn error_reply(
+    id: &str,
+    body: Bytes,
+    error_type: String,
+    init_duration: Option<Duration>,
+) -> InvokeReply {
     InvokeReply {
         request_id: id.to_string(),
         body: ReplyBody::Full(body),
@@ -978,7 +1122,9 @@ fn error_reply(id: &str, body: Bytes, error_type: String, init_duration: Option<
 
 fn exit_reason(err: &PlatformError) -> String {
     match err {
-        PlatformError::RuntimeExit { status: Some(s), .. } => format!("Runtime exited with error: {s}"),
+        PlatformError::RuntimeExit {
+            status: Some(s), ..
+        } => format!("Runtime exited with error: {s}"),
         _ => "Runtime exited without providing a reason".to_string(),
     }
 }

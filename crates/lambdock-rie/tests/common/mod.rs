@@ -18,7 +18,10 @@ use hyper_util::rt::TokioExecutor;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// Our binary.
@@ -29,14 +32,22 @@ pub fn rie_bin() -> PathBuf {
 /// AWS's emulator, fetched by `scripts/setup.sh` (never committed).
 pub fn aws_rie_bin() -> PathBuf {
     let path = repo().join(".cache/aws-lambda-rie/aws-lambda-rie");
-    assert!(path.is_file(), "{} is missing: run `make setup` (scripts/setup.sh) first", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make setup` (scripts/setup.sh) first",
+        path.display()
+    );
     path
 }
 
 /// The Python interpreter of the runtime venv, with awslambdaric.
 pub fn python() -> PathBuf {
     let path = repo().join(".venv/bin/python");
-    assert!(path.is_file(), "{} is missing: run `make setup` (scripts/setup.sh) first", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make setup` (scripts/setup.sh) first",
+        path.display()
+    );
     path
 }
 
@@ -51,13 +62,18 @@ pub fn rust_fixture() -> PathBuf {
             .expect("cargo build of the Rust fixture");
         assert!(status.success(), "building lambdock-fixture-rust failed");
     });
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
     target.join("debug/lambdock-fixture-rust")
 }
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Which emulator to start.
@@ -95,9 +111,17 @@ impl Function {
     /// The Python fixture with `handler` under awslambdaric.
     pub fn python(handler: &str) -> Self {
         Function {
-            command: vec![python().to_string_lossy().into(), "-m".into(), "awslambdaric".into(), handler.into()],
+            command: vec![
+                python().to_string_lossy().into(),
+                "-m".into(),
+                "awslambdaric".into(),
+                handler.into(),
+            ],
             dir: repo().join("fixtures/python"),
-            env: vec![("LAMBDA_TASK_ROOT".into(), repo().join("fixtures/python").to_string_lossy().into())],
+            env: vec![(
+                "LAMBDA_TASK_ROOT".into(),
+                repo().join("fixtures/python").to_string_lossy().into(),
+            )],
             flags: vec![],
         }
     }
@@ -116,7 +140,10 @@ impl Function {
     pub fn shell() -> Self {
         let dir = repo().join("fixtures/shell");
         Function {
-            command: vec![dir.join("bootstrap").to_string_lossy().into(), "shell.handler".into()],
+            command: vec![
+                dir.join("bootstrap").to_string_lossy().into(),
+                "shell.handler".into(),
+            ],
             dir,
             env: vec![],
             flags: vec![],
@@ -167,11 +194,26 @@ impl Rie {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start emulator");
         let output = Arc::new(Mutex::new(String::new()));
-        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let output = output.clone();
             std::thread::spawn(move || {
                 use std::io::BufRead;
-                for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
                     output.lock().unwrap().push_str(&line);
                     output.lock().unwrap().push('\n');
                 }
@@ -179,10 +221,18 @@ impl Rie {
         }
         let until = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(invoke).is_err() {
-            assert!(Instant::now() < until, "emulator did not listen on {invoke}");
+            assert!(
+                Instant::now() < until,
+                "emulator did not listen on {invoke}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
-        Rie { child, invoke, runtime_api, output }
+        Rie {
+            child,
+            invoke,
+            runtime_api,
+            output,
+        }
     }
 
     /// Everything the emulator printed so far.
@@ -198,14 +248,20 @@ impl Rie {
             if out.contains(needle) {
                 return out;
             }
-            assert!(Instant::now() < until, "output never contained {needle:?}:\n{out}");
+            assert!(
+                Instant::now() < until,
+                "output never contained {needle:?}:\n{out}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
 
     /// The invoke URL.
     pub fn url(&self) -> String {
-        format!("http://{}/2015-03-31/functions/function/invocations", self.invoke)
+        format!(
+            "http://{}/2015-03-31/functions/function/invocations",
+            self.invoke
+        )
     }
 
     /// A Runtime API URL.
@@ -226,7 +282,10 @@ impl Rie {
 
 impl Drop for Rie {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let until = Instant::now() + Duration::from_secs(3);
         while Instant::now() < until {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -262,18 +321,26 @@ impl Reply {
 
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
     }
 
     /// A header.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
     }
 
     /// The decoded `X-Amz-Log-Result`.
     pub fn log_tail(&self) -> String {
         let encoded = self.header("x-amz-log-result").expect("X-Amz-Log-Result");
-        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()).unwrap()
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .unwrap(),
+        )
+        .unwrap()
     }
 }
 
@@ -289,7 +356,10 @@ pub async fn request(method: &str, url: &str, body: Bytes, headers: &[(&str, &st
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = client.request(req.body(Full::new(body)).unwrap()).await.expect("HTTP request");
+    let resp = client
+        .request(req.body(Full::new(body)).unwrap())
+        .await
+        .expect("HTTP request");
     let (parts, mut body) = resp.into_parts();
     let mut data = Vec::new();
     let mut trailers = None;
@@ -304,7 +374,13 @@ pub async fn request(method: &str, url: &str, body: Bytes, headers: &[(&str, &st
             Err(frame) => trailers = frame.into_trailers().ok(),
         }
     }
-    Reply { status: parts.status.as_u16(), headers: parts.headers, body: Bytes::from(data), trailers, chunks }
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: Bytes::from(data),
+        trailers,
+        chunks,
+    }
 }
 
 /// Parses `KEY=VALUE` lines of a REPORT line into a map.
