@@ -359,7 +359,7 @@ async fn init_error_reaches_the_caller_and_the_next_invoke_retries_init() {
         reply.text(),
         r#"{"errorMessage":"Unable to import module 'app'","errorType":"Runtime.ImportModuleError","stackTrace":[]}"#
     );
-    let out = rie.wait_output("REPORT RequestId: req-init");
+    let out = rie.wait_output("REPORT RequestId: req-init").await;
     assert!(out.contains("INIT_REPORT Init Duration: "), "{out}");
     assert!(
         out.contains("Status: error\tError Type: Runtime.ImportModuleError"),
@@ -383,7 +383,7 @@ async fn init_error_reaches_the_caller_and_the_next_invoke_retries_init() {
     assert_error(&late, 403, "InvalidStateTransition");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extensions_take_part_in_init_and_invoke() {
     let rie = Rie::start(Emulator::Lambdock, silent_runtime(10));
     let caller = invoke_in_background(&rie, r#"{"ext":1}"#, "req-ext");
@@ -455,7 +455,11 @@ async fn extensions_take_part_in_init_and_invoke() {
         tokio::spawn(
             async move { get(&ext_url, &[("Lambda-Extension-Identifier", &ext_id)]).await },
         );
-    rie.wait_output("END RequestId: req-ext");
+    let out = rie.wait_output("REPORT RequestId: req-ext").await;
+    assert!(
+        !common::report_fields(&out, "req-ext").contains_key("Status"),
+        "ended normally: {out}"
+    );
 
     let logs = request("PUT", &rie.api("/2020-08-15/logs"), Bytes::from("{}"), &[]).await;
     assert_eq!(

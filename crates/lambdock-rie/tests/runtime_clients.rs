@@ -70,7 +70,7 @@ async fn success_context_and_trace(rie: &Rie) {
         deadline > now && deadline < now + 31_000,
         "deadline {deadline} now {now}"
     );
-    let out = rie.wait_output("REPORT RequestId: rid-echo");
+    let out = rie.wait_output("REPORT RequestId: rid-echo").await;
     let report = report_fields(&out, "rid-echo");
     assert_eq!(report["Memory Size"], "256 MB");
     assert!(
@@ -117,7 +117,7 @@ async fn timeout(rie: &Rie) {
         reply.text(),
         r#"{"errorType":"Sandbox.Timedout","errorMessage":"RequestId: rid-timeout Error: Task timed out after 2.00 seconds"}"#
     );
-    let out = rie.wait_output("REPORT RequestId: rid-timeout");
+    let out = rie.wait_output("REPORT RequestId: rid-timeout").await;
     assert!(
         out.contains("rid-timeout Task timed out after 2.00 seconds"),
         "{out}"
@@ -273,7 +273,7 @@ async fn rust_panicking_init() {
         reply.text(),
         r#"{"errorMessage":"RequestId: rid-panic Error: Runtime exited with error: exit status 101","errorType":"Runtime.ExitError"}"#
     );
-    let out = rie.wait_output("REPORT RequestId: rid-panic");
+    let out = rie.wait_output("REPORT RequestId: rid-panic").await;
     assert!(out.contains("INIT_REPORT Init Duration: "), "{out}");
     assert!(
         out.contains("panicked"),

@@ -241,7 +241,7 @@ impl Rie {
     }
 
     /// Waits until the output contains `needle`.
-    pub fn wait_output(&self, needle: &str) -> String {
+    pub async fn wait_output(&self, needle: &str) -> String {
         let until = Instant::now() + Duration::from_secs(10);
         loop {
             let out = self.output();
