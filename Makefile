@@ -14,7 +14,7 @@ build: setup rie-static
 	$(CARGO) build --release --workspace --exclude lambdock-rie
 
 rie-static:
-	$(CARGO) rustc --release -p lambdock-rie --bin lambdock-rie -- -C target-feature=+crt-static
+	$(CARGO) rustc --release -p lambdock-rie --bin lambdock-rie -- -C target-feature=+crt-static -C relocation-model=static
 
 check-static: rie-static
 	@ldd $(RIE) 2>&1 | grep -Eq 'not a dynamic executable|statically linked' \

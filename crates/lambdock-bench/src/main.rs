@@ -71,12 +71,13 @@ impl Emulator {
         Ok(Emulator { child, invoke })
     }
 
-    fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+    /// A field of `/proc/<pid>/smaps_rollup`, in KiB.
+    fn memory_kib(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.child.id()))
             .ok()
             .and_then(|s| {
                 s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .find_map(|l| l.strip_prefix(field))
                     .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             })
             .unwrap_or(0)
@@ -130,6 +131,7 @@ struct Figures {
     per_sec: f64,
     cold_p50_ms: f64,
     idle_rss_kib: u64,
+    idle_anon_kib: u64,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -172,7 +174,8 @@ async fn measure(
         p99_us: percentile(&samples, 0.99).as_secs_f64() * 1e6,
         per_sec: args.invokes as f64 / total.as_secs_f64(),
         cold_p50_ms: percentile(&colds, 0.50).as_secs_f64() * 1e3,
-        idle_rss_kib: emu.rss_kib(),
+        idle_rss_kib: emu.memory_kib("Rss:"),
+        idle_anon_kib: emu.memory_kib("Pss_Anon:"),
     })
 }
 
@@ -224,6 +227,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "emulator idle RSS (KiB)",
             ours.idle_rss_kib as f64,
             aws.idle_rss_kib as f64,
+        ),
+        (
+            "  of which anonymous, unshared (KiB)",
+            ours.idle_anon_kib as f64,
+            aws.idle_anon_kib as f64,
         ),
     ];
     for (name, a, b) in rows {

@@ -8,14 +8,17 @@ use lambdock_rie::config::{Cli, Config, InitMode};
 use lambdock_rie::logs::LogSink;
 use lambdock_rie::sandbox::Sandbox;
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let level = cli
+        .log_level
+        .parse::<LevelFilter>()
+        .unwrap_or(LevelFilter::INFO);
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_max_level(level)
+        .with_ansi(false)
         .with_writer(std::io::stderr)
         .init();
     if cli.enable_init_caching {

@@ -75,14 +75,17 @@ fn go_errno_text(e: &std::io::Error) -> String {
     }
 }
 
-/// Peak resident memory of a process and all its descendants, in bytes (`VmHWM` summed).
+/// Peak resident memory of a process and its descendants, in bytes (`VmHWM` summed).
+///
+/// This runs between two invocations, so it reads as little as it can: the status of each
+/// process and the children of its main thread (forks from other threads are not followed).
 pub fn peak_rss_bytes(pid: u32) -> u64 {
     let mut total = 0;
     let mut stack = vec![pid];
-    let mut seen = 0;
+    let mut visited = 0;
     while let Some(pid) = stack.pop() {
-        seen += 1;
-        if seen > 4096 {
+        visited += 1;
+        if visited > 4096 {
             break;
         }
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
@@ -92,17 +95,12 @@ pub fn peak_rss_bytes(pid: u32) -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
                 .map_or(0, |kb| kb * 1024);
         }
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
-                stack.extend(
-                    children
-                        .split_whitespace()
-                        .filter_map(|c| c.parse::<u32>().ok()),
-                );
-            }
+        if let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
+            stack.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
         }
     }
     total
