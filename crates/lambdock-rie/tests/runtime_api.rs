@@ -47,7 +47,7 @@ fn invoke_in_background(
                     "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1",
                 ),
                 ("X-Amz-Client-Context", "eyJjdXN0b20iOnsiayI6InYifX0="),
-                ("Content-Type", "application/json"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
             ],
         )
         .await

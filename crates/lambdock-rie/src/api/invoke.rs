@@ -3,7 +3,8 @@
 //! `x-amzn-RequestId`, log tails, streaming), plus Lambdock's own headers for the agent.
 //!
 //! Request headers: `X-Amzn-Trace-Id`, `X-Amz-Client-Context` (base64), `X-Amz-Log-Type: Tail`,
-//! `X-Amz-Tenant-Id`, `Content-Type`, and ours: `X-Lambdock-Request-Id`,
+//! `X-Amz-Tenant-Id`, and ours: `X-Lambdock-Content-Type` (the event's content type for the
+//! runtime, `application/json` by default as in Lambda), `X-Lambdock-Request-Id`,
 //! `X-Lambdock-Deadline-Ms` (absolute, epoch ms), `X-Lambdock-Invoked-Function-Arn`,
 //! `X-Lambdock-Cognito-Identity`.
 //!
@@ -99,7 +100,9 @@ async fn invoke(sandbox: &Arc<Sandbox>, req: Request<Incoming>) -> Response<Body
             .map(str::to_string)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         payload,
-        content_type: header_str(h, "content-type").map(str::to_string),
+        // Lambda hands every event to the runtime as `application/json`, whatever the caller's
+        // Content-Type (AWS's emulator forwards it, so `curl -d` turns Python events into bytes).
+        content_type: header_str(h, "x-lambdock-content-type").map(str::to_string),
         trace_id: header_str(h, "x-amzn-trace-id").map(str::to_string),
         client_context,
         cognito_identity: header_str(h, "x-lambdock-cognito-identity").map(str::to_string),
