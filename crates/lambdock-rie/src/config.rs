@@ -72,6 +72,32 @@ pub struct Cli {
     )]
     pub extensions_dir: PathBuf,
 
+    /// Listen for invocations on this inherited, already bound socket (the agent passes one so
+    /// that it knows the port before the process starts).
+    #[arg(long)]
+    pub invoke_fd: Option<i32>,
+
+    /// Serve the Runtime API on this inherited, already bound socket.
+    #[arg(long)]
+    pub runtime_api_fd: Option<i32>,
+
+    /// Enter a new mount and PID namespace laid out like a Lambda sandbox (needs root): the
+    /// code at /var/task, the layers at /opt, a private /tmp.
+    #[arg(long, requires = "task_root")]
+    pub isolate: bool,
+
+    /// With --isolate: the code directory, mounted read-only at /var/task.
+    #[arg(long)]
+    pub task_root: Option<PathBuf>,
+
+    /// With --isolate: a layer directory, merged read-only at /opt (repeat, in order).
+    #[arg(long = "layer")]
+    pub layers: Vec<PathBuf>,
+
+    /// With --isolate: size of the private /tmp in MB.
+    #[arg(long, default_value_t = 512)]
+    pub tmp_size_mb: u64,
+
     /// The runtime's bootstrap and its arguments; the last argument is the handler.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub bootstrap: Vec<String>,
@@ -96,6 +122,10 @@ pub struct Config {
     pub init_timeout: Duration,
     /// External extensions directory.
     pub extensions_dir: PathBuf,
+    /// Inherited invoke listener.
+    pub invoke_fd: Option<i32>,
+    /// Inherited Runtime API listener.
+    pub runtime_api_fd: Option<i32>,
 }
 
 /// The function as the Lambda service describes it to the sandbox.
@@ -222,6 +252,8 @@ impl Config {
             init_mode: cli.init_mode,
             init_timeout,
             extensions_dir: cli.extensions_dir,
+            invoke_fd: cli.invoke_fd,
+            runtime_api_fd: cli.runtime_api_fd,
         })
     }
 

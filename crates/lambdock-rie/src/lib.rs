@@ -11,10 +11,12 @@
 //! - [`sandbox`]: the state machine between the caller, the runtime and extensions.
 //! - [`api`]: the two HTTP faces, the Runtime API and the invoke interface.
 //! - [`process`] and [`logs`]: the runtime's process group and its output.
+//! - [`isolation`]: the sandbox namespaces of `--isolate`, for the agent's `process` backend.
 
 pub mod api;
 pub mod config;
 pub mod errors;
+pub mod isolation;
 pub mod logs;
 pub mod process;
 pub mod sandbox;

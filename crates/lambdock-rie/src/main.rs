@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use lambdock_rie::api;
 use lambdock_rie::config::{Cli, Config, InitMode};
+use lambdock_rie::isolation::{self, Layout};
 use lambdock_rie::logs::LogSink;
 use lambdock_rie::sandbox::Sandbox;
 use tokio::net::TcpListener;
@@ -12,6 +13,22 @@ use tracing_subscriber::filter::LevelFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.isolate {
+        let layout = Layout {
+            task_root: cli.task_root.clone().unwrap_or_default(),
+            layers: cli.layers.clone(),
+            tmp_size_mb: cli.tmp_size_mb,
+        };
+        // Before anything starts a thread: this forks.
+        if let Err(e) = isolation::enter(&layout) {
+            eprintln!("lambdock-rie: cannot set up the sandbox: {e}");
+            return ExitCode::FAILURE;
+        }
+        if let Err(e) = std::env::set_current_dir("/var/task") {
+            eprintln!("lambdock-rie: cannot enter /var/task: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let level = cli
         .log_level
         .parse::<LevelFilter>()
@@ -49,7 +66,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(mut config: Config) -> ExitCode {
-    let runtime_api = match TcpListener::bind(config.runtime_api_address).await {
+    let runtime_api = match listener(config.runtime_api_fd, config.runtime_api_address).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!(
@@ -59,7 +76,7 @@ async fn run(mut config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let invoke_api = match TcpListener::bind(config.invoke_address).await {
+    let invoke_api = match listener(config.invoke_fd, config.invoke_address).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!(
@@ -114,5 +131,22 @@ async fn wait_for_termination() {
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
+    }
+}
+
+/// A listener: the inherited socket when one was passed, else a new one.
+async fn listener(fd: Option<i32>, addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    match fd {
+        Some(fd) => {
+            use std::os::fd::FromRawFd;
+            // SAFETY: the parent passed this descriptor open, bound and listening, for us alone;
+            // nothing else in this process owns it.
+            let std_listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+            // Inherited descriptors lose close-on-exec; the runtime must not get them.
+            nix::fcntl::fcntl(&std_listener, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
+            std_listener.set_nonblocking(true)?;
+            TcpListener::from_std(std_listener)
+        }
+        None => TcpListener::bind(addr).await,
     }
 }
