@@ -45,16 +45,28 @@ impl Default for Metrics {
         let workers = Family::<StateLabel, Gauge<i64, AtomicI64Wrapper>>::default();
         let creations = Counter::<u64, AtomicU64>::default();
         let failures = Family::<ReasonLabel, Counter<u64, AtomicU64>>::default();
-        let create_seconds = Histogram::new([0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        let create_seconds = Histogram::new([
+            0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
         registry.register("workers", "Workers on this node by state", workers.clone());
         registry.register("worker_creations", "Workers created", creations.clone());
-        registry.register("worker_create_failures", "Worker creations that failed, by reason", failures.clone());
+        registry.register(
+            "worker_create_failures",
+            "Worker creations that failed, by reason",
+            failures.clone(),
+        );
         registry.register(
             "worker_create_seconds",
             "Time from a CreateWorker request to a worker that answers",
             create_seconds.clone(),
         );
-        Metrics { registry, workers, creations, failures, create_seconds }
+        Metrics {
+            registry,
+            workers,
+            creations,
+            failures,
+            create_seconds,
+        }
     }
 }
 

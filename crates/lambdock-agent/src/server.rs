@@ -75,7 +75,10 @@ pub enum ServeError {
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, ServeError> {
-    std::fs::read(path).map_err(|source| ServeError::Tls { path: path.clone(), source })
+    std::fs::read(path).map_err(|source| ServeError::Tls {
+        path: path.clone(),
+        source,
+    })
 }
 
 /// Serves until `shutdown` completes.
@@ -88,13 +91,17 @@ pub async fn serve(
     let mut builder = Server::builder();
     match &opts.tls {
         Some(tls) => {
-            let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
+            let mut config = ServerTlsConfig::new()
+                .identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
             if let Some(ca) = &tls.client_ca {
                 config = config.client_ca_root(Certificate::from_pem(read(ca)?));
             }
             builder = builder
                 .tls_config(config)
-                .map_err(|source| ServeError::Transport { addr: opts.listen, source })?;
+                .map_err(|source| ServeError::Transport {
+                    addr: opts.listen,
+                    source,
+                })?;
         }
         None if !opts.listen.ip().is_loopback() && !opts.allow_plaintext => {
             return Err(ServeError::PlaintextRefused(opts.listen));
@@ -114,27 +121,38 @@ pub async fn serve(
         .add_service(grpc)
         .serve_with_shutdown(opts.listen, shutdown)
         .await
-        .map_err(|source| ServeError::Transport { addr: opts.listen, source })
+        .map_err(|source| ServeError::Transport {
+            addr: opts.listen,
+            source,
+        })
 }
 
 async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let metrics = metrics.clone();
-                async move {
-                    let resp = if req.uri().path() == "/metrics" {
-                        http::Response::builder()
-                            .header("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
-                            .body(Full::new(Bytes::from(metrics.encode())))
-                    } else {
-                        http::Response::builder().status(404).body(Full::new(Bytes::from_static(b"not found\n")))
-                    };
-                    Ok::<_, Infallible>(resp.unwrap_or_default())
-                }
-            });
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let metrics = metrics.clone();
+                    async move {
+                        let resp = if req.uri().path() == "/metrics" {
+                            http::Response::builder()
+                                .header(
+                                    "content-type",
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                )
+                                .body(Full::new(Bytes::from(metrics.encode())))
+                        } else {
+                            http::Response::builder()
+                                .status(404)
+                                .body(Full::new(Bytes::from_static(b"not found\n")))
+                        };
+                        Ok::<_, Infallible>(resp.unwrap_or_default())
+                    }
+                });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                 .await;

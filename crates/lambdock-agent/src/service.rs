@@ -16,13 +16,16 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use lambdock_proto::agent::agent_server::Agent;
 use lambdock_proto::agent::{
-    self as pb, CreateWorkerRequest, DestroyWorkerResponse, InvokeRequest, InvokeResponse, ListWorkersRequest,
-    ListWorkersResponse, LogLine, StreamLogsRequest, WorkerMetrics, WorkerRef, create_worker_request,
+    self as pb, CreateWorkerRequest, DestroyWorkerResponse, InvokeRequest, InvokeResponse,
+    ListWorkersRequest, ListWorkersResponse, LogLine, StreamLogsRequest, WorkerMetrics, WorkerRef,
+    create_worker_request,
 };
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::backend::{Backend, BackendError, CodeSource, LogSource, WorkerRecord, WorkerSpec, WorkerState};
+use crate::backend::{
+    Backend, BackendError, CodeSource, LogSource, WorkerRecord, WorkerSpec, WorkerState,
+};
 use crate::metrics::{Metrics, ReasonLabel, StateLabel};
 use crate::now_ms;
 
@@ -54,7 +57,9 @@ fn backend_status(e: &BackendError) -> Status {
         BackendError::InvalidSpec(_) => Status::invalid_argument(e.to_string()),
         BackendError::Unavailable(_) => Status::failed_precondition(e.to_string()),
         BackendError::Unsupported(_) => Status::unimplemented(e.to_string()),
-        BackendError::StartFailed { .. } | BackendError::Io { .. } => Status::internal(e.to_string()),
+        BackendError::StartFailed { .. } | BackendError::Io { .. } => {
+            Status::internal(e.to_string())
+        }
     }
 }
 
@@ -105,7 +110,10 @@ fn required<'a>(value: &'a str, name: &str) -> Result<&'a str, Status> {
 
 impl AgentService {
     /// A service over `backend`, adopting the workers a previous agent left.
-    pub async fn start(backend: Arc<dyn Backend>, metrics: Arc<Metrics>) -> Result<Self, BackendError> {
+    pub async fn start(
+        backend: Arc<dyn Backend>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, BackendError> {
         let mut workers = HashMap::new();
         for record in backend.discover().await? {
             let status = backend.status(&record).await?;
@@ -118,13 +126,30 @@ impl AgentService {
                 tracing::info!(worker = %record.id, function = %record.function_name, "adopted a running worker");
             }
             let last_used_ms = record.created_at_ms;
-            workers.insert(record.id.clone(), Entry { record, state: status.state, exit_code: status.exit_code, last_used_ms });
+            workers.insert(
+                record.id.clone(),
+                Entry {
+                    record,
+                    state: status.state,
+                    exit_code: status.exit_code,
+                    last_used_ms,
+                },
+            );
         }
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
-        let service = AgentService { inner: Arc::new(Inner { backend, workers: Mutex::new(workers), metrics, client }) };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        let service = AgentService {
+            inner: Arc::new(Inner {
+                backend,
+                workers: Mutex::new(workers),
+                metrics,
+                client,
+            }),
+        };
         service.update_gauges();
         Ok(service)
     }
@@ -134,17 +159,28 @@ impl AgentService {
     }
 
     fn update_gauges(&self) {
-        let mut counts: BTreeMap<&'static str, i64> = BTreeMap::from([("running", 0), ("paused", 0), ("stopped", 0)]);
+        let mut counts: BTreeMap<&'static str, i64> =
+            BTreeMap::from([("running", 0), ("paused", 0), ("stopped", 0)]);
         for entry in self.workers().values() {
             *counts.entry(entry.state.as_str()).or_default() += 1;
         }
         for (state, n) in counts {
-            self.inner.metrics.workers.get_or_create(&StateLabel { state: state.into() }).set(n);
+            self.inner
+                .metrics
+                .workers
+                .get_or_create(&StateLabel {
+                    state: state.into(),
+                })
+                .set(n);
         }
     }
 
     /// The record of a worker the caller owns.
-    fn owned(&self, owner_id: &str, worker_id: &str) -> Result<(WorkerRecord, WorkerState, Option<i32>), Status> {
+    fn owned(
+        &self,
+        owner_id: &str,
+        worker_id: &str,
+    ) -> Result<(WorkerRecord, WorkerState, Option<i32>), Status> {
         let owner = required(owner_id, "owner_id")?;
         let id = required(worker_id, "worker_id")?;
         let workers = self.workers();
@@ -161,7 +197,12 @@ impl AgentService {
 
     /// Refreshes a worker's state from the backend.
     async fn refresh(&self, record: &WorkerRecord) -> Result<crate::backend::WorkerStatus, Status> {
-        let status = self.inner.backend.status(record).await.map_err(|e| backend_status(&e))?;
+        let status = self
+            .inner
+            .backend
+            .status(record)
+            .await
+            .map_err(|e| backend_status(&e))?;
         if let Some(entry) = self.workers().get_mut(&record.id) {
             entry.state = status.state;
             entry.exit_code = status.exit_code.or(entry.exit_code);
@@ -173,25 +214,51 @@ impl AgentService {
         let owner_id = required(&req.owner_id, "owner_id")?.to_string();
         let function_name = required(&req.function_name, "function_name")?.to_string();
         let code = match req.code {
-            Some(create_worker_request::Code::Image(image)) => CodeSource::Image(required(&image, "image")?.to_string()),
+            Some(create_worker_request::Code::Image(image)) => {
+                CodeSource::Image(required(&image, "image")?.to_string())
+            }
             Some(create_worker_request::Code::Bundle(bundle)) => CodeSource::Bundle {
                 code_dir: required(&bundle.code_dir, "bundle.code_dir")?.into(),
                 layers: bundle.layer_dirs.into_iter().map(Into::into).collect(),
             },
-            None => return Err(Status::invalid_argument("code is required: an image or a bundle")),
+            None => {
+                return Err(Status::invalid_argument(
+                    "code is required: an image or a bundle",
+                ));
+            }
         };
         let runtime = required(&req.runtime, "runtime")?.to_string();
         Ok(WorkerSpec {
-            id: format!("{}-{}", sanitize(&function_name), &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            id: format!(
+                "{}-{}",
+                sanitize(&function_name),
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            ),
             owner_id,
             function_name,
-            function_version: if req.function_version.is_empty() { "$LATEST".into() } else { req.function_version },
+            function_version: if req.function_version.is_empty() {
+                "$LATEST".into()
+            } else {
+                req.function_version
+            },
             code,
             runtime,
             handler: req.handler,
-            memory_mb: if req.memory_mb == 0 { 128 } else { req.memory_mb },
-            timeout: Duration::from_millis(if req.timeout_ms == 0 { 3000 } else { u64::from(req.timeout_ms) }),
-            ephemeral_storage_mb: if req.ephemeral_storage_mb == 0 { 512 } else { req.ephemeral_storage_mb },
+            memory_mb: if req.memory_mb == 0 {
+                128
+            } else {
+                req.memory_mb
+            },
+            timeout: Duration::from_millis(if req.timeout_ms == 0 {
+                3000
+            } else {
+                u64::from(req.timeout_ms)
+            }),
+            ephemeral_storage_mb: if req.ephemeral_storage_mb == 0 {
+                512
+            } else {
+                req.ephemeral_storage_mb
+            },
             environment: req.environment.into_iter().collect(),
             labels: req.labels.into_iter().collect(),
             eager_init: req.eager_init,
@@ -203,7 +270,13 @@ impl AgentService {
 fn sanitize(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect();
     if s.is_empty() { "worker".into() } else { s }
@@ -213,61 +286,112 @@ type LogStream = Pin<Box<dyn Stream<Item = Result<LogLine, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Agent for AgentService {
-    async fn create_worker(&self, request: Request<CreateWorkerRequest>) -> Result<Response<pb::Worker>, Status> {
+    async fn create_worker(
+        &self,
+        request: Request<CreateWorkerRequest>,
+    ) -> Result<Response<pb::Worker>, Status> {
         let spec = self.spec(request.into_inner())?;
         let started = Instant::now();
         let record = match self.inner.backend.create(&spec).await {
             Ok(r) => r,
             Err(e) => {
-                self.inner.metrics.failures.get_or_create(&ReasonLabel { reason: reason(&e).into() }).inc();
+                self.inner
+                    .metrics
+                    .failures
+                    .get_or_create(&ReasonLabel {
+                        reason: reason(&e).into(),
+                    })
+                    .inc();
                 tracing::warn!(function = %spec.function_name, error = %e, "worker creation failed");
                 return Err(backend_status(&e));
             }
         };
         self.inner.metrics.creations.inc();
-        self.inner.metrics.create_seconds.observe(started.elapsed().as_secs_f64());
+        self.inner
+            .metrics
+            .create_seconds
+            .observe(started.elapsed().as_secs_f64());
         tracing::info!(worker = %record.id, function = %record.function_name, elapsed = ?started.elapsed(), "worker created");
-        let entry = Entry { last_used_ms: record.created_at_ms, record, state: WorkerState::Running, exit_code: None };
+        let entry = Entry {
+            last_used_ms: record.created_at_ms,
+            record,
+            state: WorkerState::Running,
+            exit_code: None,
+        };
         let worker = entry.to_pb();
         self.workers().insert(worker.id.clone(), entry);
         self.update_gauges();
         Ok(Response::new(worker))
     }
 
-    async fn destroy_worker(&self, request: Request<WorkerRef>) -> Result<Response<DestroyWorkerResponse>, Status> {
+    async fn destroy_worker(
+        &self,
+        request: Request<WorkerRef>,
+    ) -> Result<Response<DestroyWorkerResponse>, Status> {
         let r = request.into_inner();
         let (record, _, _) = self.owned(&r.owner_id, &r.worker_id)?;
-        self.inner.backend.destroy(&record).await.map_err(|e| backend_status(&e))?;
+        self.inner
+            .backend
+            .destroy(&record)
+            .await
+            .map_err(|e| backend_status(&e))?;
         self.workers().remove(&record.id);
         self.update_gauges();
         tracing::info!(worker = %record.id, "worker destroyed");
         Ok(Response::new(DestroyWorkerResponse {}))
     }
 
-    async fn pause_worker(&self, request: Request<WorkerRef>) -> Result<Response<pb::Worker>, Status> {
+    async fn pause_worker(
+        &self,
+        request: Request<WorkerRef>,
+    ) -> Result<Response<pb::Worker>, Status> {
         let r = request.into_inner();
         let (record, state, _) = self.owned(&r.owner_id, &r.worker_id)?;
         if state == WorkerState::Stopped {
-            return Err(Status::failed_precondition(format!("worker {} has stopped", record.id)));
+            return Err(Status::failed_precondition(format!(
+                "worker {} has stopped",
+                record.id
+            )));
         }
-        self.inner.backend.pause(&record).await.map_err(|e| backend_status(&e))?;
+        self.inner
+            .backend
+            .pause(&record)
+            .await
+            .map_err(|e| backend_status(&e))?;
         self.set_state(&record.id, WorkerState::Paused)
     }
 
-    async fn resume_worker(&self, request: Request<WorkerRef>) -> Result<Response<pb::Worker>, Status> {
+    async fn resume_worker(
+        &self,
+        request: Request<WorkerRef>,
+    ) -> Result<Response<pb::Worker>, Status> {
         let r = request.into_inner();
         let (record, state, _) = self.owned(&r.owner_id, &r.worker_id)?;
         if state == WorkerState::Stopped {
-            return Err(Status::failed_precondition(format!("worker {} has stopped", record.id)));
+            return Err(Status::failed_precondition(format!(
+                "worker {} has stopped",
+                record.id
+            )));
         }
-        self.inner.backend.resume(&record).await.map_err(|e| backend_status(&e))?;
+        self.inner
+            .backend
+            .resume(&record)
+            .await
+            .map_err(|e| backend_status(&e))?;
         self.set_state(&record.id, WorkerState::Running)
     }
 
-    async fn list_workers(&self, request: Request<ListWorkersRequest>) -> Result<Response<ListWorkersResponse>, Status> {
+    async fn list_workers(
+        &self,
+        request: Request<ListWorkersRequest>,
+    ) -> Result<Response<ListWorkersResponse>, Status> {
         let owner = required(&request.get_ref().owner_id, "owner_id")?.to_string();
-        let records: Vec<WorkerRecord> =
-            self.workers().values().filter(|e| e.record.owner_id == owner).map(|e| e.record.clone()).collect();
+        let records: Vec<WorkerRecord> = self
+            .workers()
+            .values()
+            .filter(|e| e.record.owner_id == owner)
+            .map(|e| e.record.clone())
+            .collect();
         for record in &records {
             self.refresh(record).await?;
         }
@@ -281,7 +405,10 @@ impl Agent for AgentService {
         Ok(Response::new(ListWorkersResponse { workers }))
     }
 
-    async fn get_worker_metrics(&self, request: Request<WorkerRef>) -> Result<Response<WorkerMetrics>, Status> {
+    async fn get_worker_metrics(
+        &self,
+        request: Request<WorkerRef>,
+    ) -> Result<Response<WorkerMetrics>, Status> {
         let r = request.into_inner();
         let (record, _, _) = self.owned(&r.owner_id, &r.worker_id)?;
         let s = self.refresh(&record).await?;
@@ -298,7 +425,10 @@ impl Agent for AgentService {
         }))
     }
 
-    async fn invoke(&self, request: Request<InvokeRequest>) -> Result<Response<InvokeResponse>, Status> {
+    async fn invoke(
+        &self,
+        request: Request<InvokeRequest>,
+    ) -> Result<Response<InvokeResponse>, Status> {
         let r = request.into_inner();
         let (record, state, exit_code) = self.owned(&r.owner_id, &r.worker_id)?;
         match state {
@@ -334,24 +464,43 @@ impl Agent for AgentService {
             .map_err(|e| Status::invalid_argument(format!("bad header: {e}")))?;
         let call = async {
             let resp = self.inner.client.request(http_request).await.map_err(|e| {
-                Status::unavailable(format!("worker {} at {} is unreachable: {e}", record.id, record.invoke_address))
+                Status::unavailable(format!(
+                    "worker {} at {} is unreachable: {e}",
+                    record.id, record.invoke_address
+                ))
             })?;
             let (parts, body) = resp.into_parts();
             let body = Limited::new(body, MAX_RESPONSE_BYTES)
                 .collect()
                 .await
-                .map_err(|e| Status::resource_exhausted(format!("worker {} answered with an unreadable or oversize body: {e}", record.id)))?
+                .map_err(|e| {
+                    Status::resource_exhausted(format!(
+                        "worker {} answered with an unreadable or oversize body: {e}",
+                        record.id
+                    ))
+                })?
                 .to_bytes();
             let headers = parts
                 .headers
                 .iter()
-                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+                .filter_map(|(k, v)| {
+                    v.to_str()
+                        .ok()
+                        .map(|v| (k.as_str().to_string(), v.to_string()))
+                })
                 .collect();
-            Ok::<_, Status>(InvokeResponse { status: u32::from(parts.status.as_u16()), headers, body: body.to_vec() })
+            Ok::<_, Status>(InvokeResponse {
+                status: u32::from(parts.status.as_u16()),
+                headers,
+                body: body.to_vec(),
+            })
         };
-        let answer = tokio::time::timeout(timeout, call)
-            .await
-            .map_err(|_| Status::deadline_exceeded(format!("worker {} did not answer within {timeout:?}", record.id)))??;
+        let answer = tokio::time::timeout(timeout, call).await.map_err(|_| {
+            Status::deadline_exceeded(format!(
+                "worker {} did not answer within {timeout:?}",
+                record.id
+            ))
+        })??;
         if let Some(entry) = self.workers().get_mut(&record.id) {
             entry.last_used_ms = now_ms();
         }
@@ -360,7 +509,10 @@ impl Agent for AgentService {
 
     type StreamLogsStream = LogStream;
 
-    async fn stream_logs(&self, request: Request<StreamLogsRequest>) -> Result<Response<LogStream>, Status> {
+    async fn stream_logs(
+        &self,
+        request: Request<StreamLogsRequest>,
+    ) -> Result<Response<LogStream>, Status> {
         let r = request.into_inner();
         let (record, _, _) = self.owned(&r.owner_id, &r.worker_id)?;
         let LogSource::File(path) = self.inner.backend.logs(&record);
@@ -375,7 +527,13 @@ impl Agent for AgentService {
                 partial.push_str(&String::from_utf8_lossy(&chunk));
                 while let Some(pos) = partial.find('\n') {
                     let line: String = partial.drain(..=pos).collect();
-                    if tx.send(Ok(LogLine { line: line.trim_end_matches('\n').to_string() })).await.is_err() {
+                    if tx
+                        .send(Ok(LogLine {
+                            line: line.trim_end_matches('\n').to_string(),
+                        }))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -386,7 +544,9 @@ impl Agent for AgentService {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }
 
@@ -394,7 +554,9 @@ impl AgentService {
     fn set_state(&self, id: &str, state: WorkerState) -> Result<Response<pb::Worker>, Status> {
         let worker = {
             let mut workers = self.workers();
-            let entry = workers.get_mut(id).ok_or_else(|| Status::not_found(format!("no worker {id} on this node")))?;
+            let entry = workers
+                .get_mut(id)
+                .ok_or_else(|| Status::not_found(format!("no worker {id} on this node")))?;
             entry.state = state;
             entry.to_pb()
         };
@@ -405,7 +567,9 @@ impl AgentService {
 
 fn read_from(path: &std::path::Path, offset: u64) -> Vec<u8> {
     use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(path) else { return Vec::new() };
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
     if file.seek(SeekFrom::Start(offset)).is_err() {
         return Vec::new();
     }

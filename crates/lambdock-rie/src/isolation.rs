@@ -72,7 +72,8 @@ pub fn enter(layout: &Layout) -> Result<(), IsolationError> {
             return Err(IsolationError::MissingDir(dir.clone()));
         }
     }
-    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID).map_err(sys("unshare(mount, pid)"))?;
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)
+        .map_err(sys("unshare(mount, pid)"))?;
     // SAFETY: the process is single-threaded here (called before any runtime or thread starts).
     match unsafe { fork() }.map_err(sys("fork"))? {
         ForkResult::Parent { child } => supervise(child),
@@ -89,7 +90,11 @@ pub fn enter(layout: &Layout) -> Result<(), IsolationError> {
 
 fn supervise(child: Pid) -> ! {
     CHILD.store(child.as_raw(), Ordering::SeqCst);
-    let action = SigAction::new(SigHandler::Handler(forward), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(forward),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         // SAFETY: the handler only calls kill.
         let _ = unsafe { sigaction(signal, &action) };
@@ -109,8 +114,17 @@ fn supervise(child: Pid) -> ! {
 
 fn bind_read_only(source: &Path, target: &str) -> Result<(), IsolationError> {
     std::fs::create_dir_all(target).map_err(|_| IsolationError::MissingDir(target.into()))?;
-    mount(Some(source), target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(sys(format!("bind-mounting {} at {target}", source.display())))?;
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys(format!(
+        "bind-mounting {} at {target}",
+        source.display()
+    )))?;
     mount(
         None::<&str>,
         target,
@@ -123,14 +137,27 @@ fn bind_read_only(source: &Path, target: &str) -> Result<(), IsolationError> {
 
 fn lay_out(layout: &Layout) -> Result<(), IsolationError> {
     // Nothing mounted here may leak back to the host.
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(sys("making / private"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(sys("making / private"))?;
     bind_read_only(&layout.task_root, "/var/task")?;
     match layout.layers.as_slice() {
         [] => {
-            std::fs::create_dir_all("/opt").map_err(|_| IsolationError::MissingDir("/opt".into()))?;
-            mount(Some("tmpfs"), "/opt", Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=64k,mode=755"))
-                .map_err(sys("mounting an empty /opt"))?;
+            std::fs::create_dir_all("/opt")
+                .map_err(|_| IsolationError::MissingDir("/opt".into()))?;
+            mount(
+                Some("tmpfs"),
+                "/opt",
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some("size=64k,mode=755"),
+            )
+            .map_err(sys("mounting an empty /opt"))?;
         }
         [one] => bind_read_only(one, "/opt")?,
         many => {
@@ -147,8 +174,14 @@ fn lay_out(layout: &Layout) -> Result<(), IsolationError> {
         }
     }
     let tmp = format!("size={}m,mode=1777", layout.tmp_size_mb.max(1));
-    mount(Some("tmpfs"), "/tmp", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(tmp.as_str()))
-        .map_err(sys("mounting /tmp"))?;
+    mount(
+        Some("tmpfs"),
+        "/tmp",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(tmp.as_str()),
+    )
+    .map_err(sys("mounting /tmp"))?;
     // A /proc of this PID namespace, so process ids read there are ours.
     mount(
         Some("proc"),

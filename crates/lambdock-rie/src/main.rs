@@ -143,7 +143,10 @@ async fn listener(fd: Option<i32>, addr: std::net::SocketAddr) -> std::io::Resul
             // nothing else in this process owns it.
             let std_listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
             // Inherited descriptors lose close-on-exec; the runtime must not get them.
-            nix::fcntl::fcntl(&std_listener, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
+            nix::fcntl::fcntl(
+                &std_listener,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )?;
             std_listener.set_nonblocking(true)?;
             TcpListener::from_std(std_listener)
         }

@@ -19,7 +19,11 @@ pub struct AgentArgs {
     #[arg(long, env = "LAMBDOCK_AGENT_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
     /// Prometheus metrics listen address (`/metrics`).
-    #[arg(long, env = "LAMBDOCK_AGENT_METRICS_LISTEN", default_value = "127.0.0.1:9091")]
+    #[arg(
+        long,
+        env = "LAMBDOCK_AGENT_METRICS_LISTEN",
+        default_value = "127.0.0.1:9091"
+    )]
     metrics_listen: SocketAddr,
     /// State and worker output.
     #[arg(long, env = "LAMBDOCK_DATA_DIR", default_value = ".lambdock/agent")]
@@ -81,7 +85,8 @@ pub async fn run(args: AgentArgs) -> Result<(), Box<dyn std::error::Error>> {
     let python = args.python.unwrap_or_else(default_python);
     let mut runtimes = RuntimeTable::new(&python);
     if let Some(path) = &args.runtimes {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
         runtimes.merge_toml(&text)?;
     }
     let backend: Arc<dyn Backend> = Arc::new(ProcessBackend::new(ProcessConfig {
@@ -93,14 +98,23 @@ pub async fn run(args: AgentArgs) -> Result<(), Box<dyn std::error::Error>> {
     let metrics = Arc::new(Metrics::default());
     let service = AgentService::start(backend, metrics.clone()).await?;
     let tls = match (args.tls_cert, args.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsFiles { cert, key, client_ca: args.tls_client_ca }),
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert,
+            key,
+            client_ca: args.tls_client_ca,
+        }),
         _ => None,
     };
     tracing::info!(listen = %args.listen, metrics = %args.metrics_listen, data_dir = %args.data_dir.display(), "agent ready");
     serve(
         service,
         metrics,
-        ServeOptions { listen: args.listen, metrics_listen: Some(args.metrics_listen), tls, allow_plaintext: args.allow_plaintext },
+        ServeOptions {
+            listen: args.listen,
+            metrics_listen: Some(args.metrics_listen),
+            tls,
+            allow_plaintext: args.allow_plaintext,
+        },
         shutdown(),
     )
     .await?;
@@ -110,7 +124,10 @@ pub async fn run(args: AgentArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 async fn shutdown() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {},

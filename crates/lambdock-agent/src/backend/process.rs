@@ -27,7 +27,10 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::runtimes::{Launch, RuntimeTable};
-use super::{Backend, BackendError, CodeSource, LogSource, WorkerRecord, WorkerSpec, WorkerState, WorkerStatus};
+use super::{
+    Backend, BackendError, CodeSource, LogSource, WorkerRecord, WorkerSpec, WorkerState,
+    WorkerStatus,
+};
 use crate::cgroup::{Cgroup, Hierarchy};
 
 /// Settings of the process backend.
@@ -75,7 +78,8 @@ impl ProcessBackend {
             cfg.isolation = false;
         }
         let cgroups = if cfg.isolation {
-            crate::cgroup::detect("lambdock").map_err(|e| BackendError::Unavailable(format!("cgroups: {e}")))?
+            crate::cgroup::detect("lambdock")
+                .map_err(|e| BackendError::Unavailable(format!("cgroups: {e}")))?
         } else {
             None
         };
@@ -84,18 +88,28 @@ impl ProcessBackend {
                 "process backend without isolation (not root, or disabled): workers run as plain processes with their code's own path as LAMBDA_TASK_ROOT, no memory limit, pause by SIGSTOP"
             );
         } else if cgroups.is_none() {
-            tracing::warn!("no usable cgroup hierarchy: workers get namespaces but no memory limit");
+            tracing::warn!(
+                "no usable cgroup hierarchy: workers get namespaces but no memory limit"
+            );
         } else if let Some(h) = &cgroups {
-            tracing::info!(version = h.version(), "workers get namespaces and a cgroup each");
+            tracing::info!(
+                version = h.version(),
+                "workers get namespaces and a cgroup each"
+            );
         }
-        std::fs::create_dir_all(cfg.data_dir.join("workers")).map_err(io(format!("creating {}", cfg.data_dir.display())))?;
+        std::fs::create_dir_all(cfg.data_dir.join("workers"))
+            .map_err(io(format!("creating {}", cfg.data_dir.display())))?;
         if !cfg.rie.is_file() {
             return Err(BackendError::Unavailable(format!(
                 "lambdock-rie not found at {} (build it with `make build`, or pass --rie PATH)",
                 cfg.rie.display()
             )));
         }
-        Ok(ProcessBackend { cfg, cgroups, exits: Arc::default() })
+        Ok(ProcessBackend {
+            cfg,
+            cgroups,
+            exits: Arc::default(),
+        })
     }
 
     fn worker_dir(&self, id: &str) -> PathBuf {
@@ -109,8 +123,12 @@ impl ProcessBackend {
 }
 
 fn handle_of(worker: &WorkerRecord) -> Result<Handle, BackendError> {
-    serde_json::from_value(worker.handle.clone())
-        .map_err(|e| BackendError::InvalidSpec(format!("worker {} has an unreadable handle: {e}", worker.id)))
+    serde_json::from_value(worker.handle.clone()).map_err(|e| {
+        BackendError::InvalidSpec(format!(
+            "worker {} has an unreadable handle: {e}",
+            worker.id
+        ))
+    })
 }
 
 /// Field 22 of `/proc/<pid>/stat`: the process start time.
@@ -124,7 +142,12 @@ fn start_time(pid: u32) -> Option<u64> {
 /// Field 3 of `/proc/<pid>/stat`.
 fn process_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().next()?.chars().next()
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
 }
 
 fn alive(handle: &Handle) -> bool {
@@ -140,10 +163,16 @@ fn descendants(pid: u32) -> Vec<u32> {
             break;
         }
         all.push(p);
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else { continue };
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
         for task in tasks.flatten() {
             if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
-                stack.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+                stack.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|c| c.parse::<u32>().ok()),
+                );
             }
         }
     }
@@ -158,7 +187,10 @@ fn signal_tree(pid: u32, signal: Signal) {
 
 /// Memory and CPU of a process tree from /proc, for workers without a cgroup.
 fn proc_usage(pid: u32) -> (u64, u64, u64) {
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as u64;
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as u64;
     let (mut rss, mut hwm, mut cpu) = (0, 0, 0);
     for p in descendants(pid) {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) {
@@ -176,7 +208,12 @@ fn proc_usage(pid: u32) -> (u64, u64, u64) {
         if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat"))
             && let Some((_, rest)) = stat.rsplit_once(')')
         {
-            let fields: Vec<u64> = rest.split_whitespace().skip(11).take(4).filter_map(|f| f.parse().ok()).collect();
+            let fields: Vec<u64> = rest
+                .split_whitespace()
+                .skip(11)
+                .take(4)
+                .filter_map(|f| f.parse().ok())
+                .collect();
             cpu += fields.iter().sum::<u64>() * 1_000_000_000 / ticks;
         }
     }
@@ -184,8 +221,17 @@ fn proc_usage(pid: u32) -> (u64, u64, u64) {
 }
 
 impl ProcessBackend {
-    fn launch_for(&self, spec: &WorkerSpec, code_dir: &Path, layers: &[PathBuf], isolated: bool) -> Result<Launch, BackendError> {
-        let mut launch = self.cfg.runtimes.resolve(&spec.runtime, &spec.handler, code_dir, layers)?;
+    fn launch_for(
+        &self,
+        spec: &WorkerSpec,
+        code_dir: &Path,
+        layers: &[PathBuf],
+        isolated: bool,
+    ) -> Result<Launch, BackendError> {
+        let mut launch =
+            self.cfg
+                .runtimes
+                .resolve(&spec.runtime, &spec.handler, code_dir, layers)?;
         if isolated && let Some(program) = launch.command.first_mut() {
             // Inside the sandbox the code is at /var/task and the layers at /opt.
             let path = PathBuf::from(&*program);
@@ -198,17 +244,50 @@ impl ProcessBackend {
         Ok(launch)
     }
 
-    fn environment(&self, spec: &WorkerSpec, launch: &Launch, code_dir: &Path, layers: &[PathBuf], isolated: bool) -> BTreeMap<String, String> {
-        let task_root = if isolated { "/var/task".to_string() } else { code_dir.display().to_string() };
-        let layer_roots: Vec<String> = if isolated {
-            if layers.is_empty() { vec![] } else { vec!["/opt".to_string()] }
+    fn environment(
+        &self,
+        spec: &WorkerSpec,
+        launch: &Launch,
+        code_dir: &Path,
+        layers: &[PathBuf],
+        isolated: bool,
+    ) -> BTreeMap<String, String> {
+        let task_root = if isolated {
+            "/var/task".to_string()
         } else {
-            layers.iter().rev().map(|l| l.display().to_string()).collect()
+            code_dir.display().to_string()
         };
-        let with = |suffix: &str| layer_roots.iter().map(|r| format!("{r}/{suffix}")).collect::<Vec<_>>();
-        let mut path = vec!["/usr/local/bin".to_string(), "/usr/bin".into(), "/bin".into()];
+        let layer_roots: Vec<String> = if isolated {
+            if layers.is_empty() {
+                vec![]
+            } else {
+                vec!["/opt".to_string()]
+            }
+        } else {
+            layers
+                .iter()
+                .rev()
+                .map(|l| l.display().to_string())
+                .collect()
+        };
+        let with = |suffix: &str| {
+            layer_roots
+                .iter()
+                .map(|r| format!("{r}/{suffix}"))
+                .collect::<Vec<_>>()
+        };
+        let mut path = vec![
+            "/usr/local/bin".to_string(),
+            "/usr/bin".into(),
+            "/bin".into(),
+        ];
         path.extend(with("bin"));
-        let mut library = vec!["/lib64".to_string(), "/usr/lib64".into(), task_root.clone(), format!("{task_root}/lib")];
+        let mut library = vec![
+            "/lib64".to_string(),
+            "/usr/lib64".into(),
+            task_root.clone(),
+            format!("{task_root}/lib"),
+        ];
         library.extend(with("lib"));
         let mut env = BTreeMap::from([
             ("PATH".to_string(), path.join(":")),
@@ -218,14 +297,31 @@ impl ProcessBackend {
             ("HOME".into(), "/tmp".into()),
             ("LAMBDA_TASK_ROOT".into(), task_root),
             ("LAMBDA_RUNTIME_DIR".into(), "/var/runtime".into()),
-            ("AWS_LAMBDA_FUNCTION_NAME".into(), spec.function_name.clone()),
-            ("AWS_LAMBDA_FUNCTION_VERSION".into(), spec.function_version.clone()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), spec.memory_mb.to_string()),
-            ("AWS_LAMBDA_FUNCTION_TIMEOUT".into(), format!("{}", spec.timeout.as_secs_f64())),
+            (
+                "AWS_LAMBDA_FUNCTION_NAME".into(),
+                spec.function_name.clone(),
+            ),
+            (
+                "AWS_LAMBDA_FUNCTION_VERSION".into(),
+                spec.function_version.clone(),
+            ),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+                spec.memory_mb.to_string(),
+            ),
+            (
+                "AWS_LAMBDA_FUNCTION_TIMEOUT".into(),
+                format!("{}", spec.timeout.as_secs_f64()),
+            ),
             ("_HANDLER".into(), spec.handler.clone()),
             (
                 "AWS_LAMBDA_INITIALIZATION_TYPE".into(),
-                if spec.eager_init { "provisioned-concurrency" } else { "on-demand" }.into(),
+                if spec.eager_init {
+                    "provisioned-concurrency"
+                } else {
+                    "on-demand"
+                }
+                .into(),
             ),
         ]);
         if spec.runtime.starts_with("python") && !layer_roots.is_empty() {
@@ -260,7 +356,11 @@ const RESERVED: [&str; 10] = [
 ];
 
 /// Waits until the worker's health endpoint answers, or it exits, or `limit` passes.
-async fn wait_ready(addr: SocketAddr, child: &mut tokio::process::Child, limit: Duration) -> Result<(), String> {
+async fn wait_ready(
+    addr: SocketAddr,
+    child: &mut tokio::process::Child,
+    limit: Duration,
+) -> Result<(), String> {
     let until = Instant::now() + limit;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -270,7 +370,10 @@ async fn wait_ready(addr: SocketAddr, child: &mut tokio::process::Child, limit: 
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let probe = b"GET /health HTTP/1.1\r\nHost: worker\r\nConnection: close\r\n\r\n";
             let mut answer = [0u8; 16];
-            if stream.write_all(probe).await.is_ok() && stream.read_exact(&mut answer).await.is_ok() && answer.starts_with(b"HTTP/1.1 200") {
+            if stream.write_all(probe).await.is_ok()
+                && stream.read_exact(&mut answer).await.is_ok()
+                && answer.starts_with(b"HTTP/1.1 200")
+            {
                 return Ok(());
             }
         }
@@ -301,15 +404,27 @@ impl Backend for ProcessBackend {
             ));
         };
         if !code_dir.is_dir() {
-            return Err(BackendError::InvalidSpec(format!("code directory {} does not exist", code_dir.display())));
+            return Err(BackendError::InvalidSpec(format!(
+                "code directory {} does not exist",
+                code_dir.display()
+            )));
         }
-        let code_dir = code_dir.canonicalize().map_err(io(format!("resolving {}", code_dir.display())))?;
+        let code_dir = code_dir
+            .canonicalize()
+            .map_err(io(format!("resolving {}", code_dir.display())))?;
         let mut layer_dirs = Vec::new();
         for layer in layers {
             if !layer.is_dir() {
-                return Err(BackendError::InvalidSpec(format!("layer directory {} does not exist", layer.display())));
+                return Err(BackendError::InvalidSpec(format!(
+                    "layer directory {} does not exist",
+                    layer.display()
+                )));
             }
-            layer_dirs.push(layer.canonicalize().map_err(io(format!("resolving {}", layer.display())))?);
+            layer_dirs.push(
+                layer
+                    .canonicalize()
+                    .map_err(io(format!("resolving {}", layer.display())))?,
+            );
         }
         let isolated = self.cfg.isolation;
         let launch = self.launch_for(spec, &code_dir, &layer_dirs, isolated)?;
@@ -326,21 +441,28 @@ impl Backend for ProcessBackend {
         let err = out.try_clone().map_err(io("duplicating the output file"))?;
 
         let invoke = TcpListener::bind("127.0.0.1:0").map_err(io("binding the invoke socket"))?;
-        let runtime_api = TcpListener::bind("127.0.0.1:0").map_err(io("binding the Runtime API socket"))?;
-        let invoke_address = invoke.local_addr().map_err(io("reading the invoke address"))?;
-        let api_address = runtime_api.local_addr().map_err(io("reading the Runtime API address"))?;
+        let runtime_api =
+            TcpListener::bind("127.0.0.1:0").map_err(io("binding the Runtime API socket"))?;
+        let invoke_address = invoke
+            .local_addr()
+            .map_err(io("reading the invoke address"))?;
+        let api_address = runtime_api
+            .local_addr()
+            .map_err(io("reading the Runtime API address"))?;
 
         let cgroup = match &self.cgroups {
             Some(h) => Some(
                 h.create(&spec.id, u64::from(spec.memory_mb) * 1024 * 1024)
-                    .map_err(|e| BackendError::Unavailable(format!("cgroup for worker {}: {e}", spec.id)))?,
+                    .map_err(|e| {
+                        BackendError::Unavailable(format!("cgroup for worker {}: {e}", spec.id))
+                    })?,
             ),
             None => None,
         };
         let procs: Vec<OwnedFd> = match &cgroup {
-            Some(cg) => cg
-                .open_procs()
-                .map_err(|e| BackendError::Unavailable(format!("cgroup for worker {}: {e}", spec.id)))?,
+            Some(cg) => cg.open_procs().map_err(|e| {
+                BackendError::Unavailable(format!("cgroup for worker {}: {e}", spec.id))
+            })?,
             None => vec![],
         };
 
@@ -350,14 +472,18 @@ impl Backend for ProcessBackend {
             for layer in &layer_dirs {
                 cmd.arg("--layer").arg(layer);
             }
-            cmd.arg("--tmp-size-mb").arg(spec.ephemeral_storage_mb.max(512).to_string());
+            cmd.arg("--tmp-size-mb")
+                .arg(spec.ephemeral_storage_mb.max(512).to_string());
         }
         cmd.args(["--invoke-fd", "3", "--runtime-api-fd", "4"])
             .arg("--runtime-interface-emulator-address")
             .arg(invoke_address.to_string())
             .arg("--runtime-api-address")
             .arg(api_address.to_string())
-            .args(["--init-mode", if spec.eager_init { "eager" } else { "lazy" }])
+            .args([
+                "--init-mode",
+                if spec.eager_init { "eager" } else { "lazy" },
+            ])
             .arg("--")
             .args(&launch.command)
             .current_dir(&code_dir)
@@ -391,7 +517,10 @@ impl Backend for ProcessBackend {
             if let Some(cg) = &cgroup {
                 let _ = cg.destroy();
             }
-            BackendError::Io { what: format!("starting {}", self.cfg.rie.display()), source: e }
+            BackendError::Io {
+                what: format!("starting {}", self.cfg.rie.display()),
+                source: e,
+            }
         })?;
         drop((invoke, runtime_api, procs));
         let pid = child.id().unwrap_or(0);
@@ -421,7 +550,10 @@ impl Backend for ProcessBackend {
                 use std::os::unix::process::ExitStatusExt;
                 s.code().or_else(|| s.signal().map(|sig| 128 + sig))
             });
-            exits.lock().unwrap_or_else(|e| e.into_inner()).insert(id, code);
+            exits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, code);
         });
         let record = WorkerRecord {
             id: spec.id.clone(),
@@ -459,21 +591,30 @@ impl Backend for ProcessBackend {
             }
         }
         if let Some(cg) = self.cgroup(&handle) {
-            cg.destroy()
-                .map_err(|e| BackendError::Unavailable(format!("removing the cgroup of worker {}: {e}", worker.id)))?;
+            cg.destroy().map_err(|e| {
+                BackendError::Unavailable(format!(
+                    "removing the cgroup of worker {}: {e}",
+                    worker.id
+                ))
+            })?;
         }
         let dir = self.worker_dir(&worker.id);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(io(format!("removing {}", dir.display())))?;
         }
-        self.exits.lock().unwrap_or_else(|e| e.into_inner()).remove(&worker.id);
+        self.exits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&worker.id);
         Ok(())
     }
 
     async fn pause(&self, worker: &WorkerRecord) -> Result<(), BackendError> {
         let handle = handle_of(worker)?;
         match self.cgroup(&handle) {
-            Some(cg) => cg.freeze().map_err(|e| BackendError::Unavailable(format!("freezing worker {}: {e}", worker.id))),
+            Some(cg) => cg.freeze().map_err(|e| {
+                BackendError::Unavailable(format!("freezing worker {}: {e}", worker.id))
+            }),
             None => {
                 signal_tree(handle.pid, Signal::SIGSTOP);
                 Ok(())
@@ -484,7 +625,9 @@ impl Backend for ProcessBackend {
     async fn resume(&self, worker: &WorkerRecord) -> Result<(), BackendError> {
         let handle = handle_of(worker)?;
         match self.cgroup(&handle) {
-            Some(cg) => cg.thaw().map_err(|e| BackendError::Unavailable(format!("thawing worker {}: {e}", worker.id))),
+            Some(cg) => cg.thaw().map_err(|e| {
+                BackendError::Unavailable(format!("thawing worker {}: {e}", worker.id))
+            }),
             None => {
                 signal_tree(handle.pid, Signal::SIGCONT);
                 Ok(())
@@ -494,7 +637,13 @@ impl Backend for ProcessBackend {
 
     async fn status(&self, worker: &WorkerRecord) -> Result<WorkerStatus, BackendError> {
         let handle = handle_of(worker)?;
-        let exit_code = self.exits.lock().unwrap_or_else(|e| e.into_inner()).get(&worker.id).copied().flatten();
+        let exit_code = self
+            .exits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&worker.id)
+            .copied()
+            .flatten();
         if !alive(&handle) {
             return Ok(WorkerStatus {
                 state: WorkerState::Stopped,
@@ -507,9 +656,15 @@ impl Backend for ProcessBackend {
             });
         }
         if let Some(cg) = self.cgroup(&handle) {
-            let stats = cg.stats().map_err(|e| BackendError::Unavailable(format!("measuring worker {}: {e}", worker.id)))?;
+            let stats = cg.stats().map_err(|e| {
+                BackendError::Unavailable(format!("measuring worker {}: {e}", worker.id))
+            })?;
             return Ok(WorkerStatus {
-                state: if cg.is_frozen() { WorkerState::Paused } else { WorkerState::Running },
+                state: if cg.is_frozen() {
+                    WorkerState::Paused
+                } else {
+                    WorkerState::Running
+                },
                 exit_code: None,
                 memory_current: stats.memory_current,
                 memory_max: stats.memory_max,
@@ -520,7 +675,11 @@ impl Backend for ProcessBackend {
         }
         let (rss, hwm, cpu) = proc_usage(handle.pid);
         Ok(WorkerStatus {
-            state: if process_state(handle.pid) == Some('T') { WorkerState::Paused } else { WorkerState::Running },
+            state: if process_state(handle.pid) == Some('T') {
+                WorkerState::Paused
+            } else {
+                WorkerState::Running
+            },
             exit_code: None,
             memory_current: rss,
             memory_max: hwm,
@@ -538,7 +697,9 @@ impl Backend for ProcessBackend {
             let path = entry.path().join("worker.json");
             match std::fs::read(&path).map(|b| serde_json::from_slice::<WorkerRecord>(&b)) {
                 Ok(Ok(record)) => found.push(record),
-                Ok(Err(e)) => tracing::warn!(path = %path.display(), error = %e, "unreadable worker state, ignored"),
+                Ok(Err(e)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "unreadable worker state, ignored")
+                }
                 // Created but never recorded (the agent died mid-create): nothing to adopt.
                 Err(_) => {
                     let _ = std::fs::remove_dir_all(entry.path());
@@ -563,6 +724,7 @@ impl ProcessBackend {
             source: std::io::Error::other(e),
         })?;
         std::fs::write(&tmp, bytes).map_err(io(format!("writing {}", tmp.display())))?;
-        std::fs::rename(&tmp, dir.join("worker.json")).map_err(io(format!("renaming {}", tmp.display())))
+        std::fs::rename(&tmp, dir.join("worker.json"))
+            .map_err(io(format!("renaming {}", tmp.display())))
     }
 }

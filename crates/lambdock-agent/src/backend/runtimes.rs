@@ -56,7 +56,10 @@ impl RuntimeTable {
     pub fn new(python: &Path) -> Self {
         let mut entries = BTreeMap::new();
         for name in ["provided", "provided.al2", "provided.al2023"] {
-            entries.insert(name.to_string(), RuntimeEntry::Bootstrap { bootstrap: true });
+            entries.insert(
+                name.to_string(),
+                RuntimeEntry::Bootstrap { bootstrap: true },
+            );
         }
         for version in PYTHON_VERSIONS {
             let name = format!("python{version}");
@@ -70,13 +73,19 @@ impl RuntimeTable {
                         "{handler}".into(),
                     ],
                     environment: BTreeMap::from([
-                        ("AWS_EXECUTION_ENV".to_string(), format!("AWS_Lambda_{name}")),
+                        (
+                            "AWS_EXECUTION_ENV".to_string(),
+                            format!("AWS_Lambda_{name}"),
+                        ),
                         ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
                     ]),
                 },
             );
         }
-        RuntimeTable { entries, checked: Mutex::new(BTreeMap::new()) }
+        RuntimeTable {
+            entries,
+            checked: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// Adds or replaces entries from a TOML table of `name = { command = [...] }` or
@@ -125,12 +134,18 @@ impl RuntimeTable {
                     ))),
                 }
             }
-            RuntimeEntry::Command { command, environment } => {
+            RuntimeEntry::Command {
+                command,
+                environment,
+            } => {
                 if let Some(program) = command.first() {
                     self.check_program(runtime, Path::new(program))?;
                 }
                 Ok(Launch {
-                    command: command.iter().map(|a| a.replace("{handler}", handler)).collect(),
+                    command: command
+                        .iter()
+                        .map(|a| a.replace("{handler}", handler))
+                        .collect(),
                     environment: environment.clone(),
                 })
             }
@@ -156,7 +171,10 @@ fn probe(program: &Path) -> Result<(), String> {
     if !is_executable(program) {
         return Err(format!("{} is not an executable file", program.display()));
     }
-    let name = program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if name.starts_with("python") {
         let out = std::process::Command::new(program)
             .args(["-c", "import awslambdaric"])
@@ -171,7 +189,8 @@ fn probe(program: &Path) -> Result<(), String> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]
@@ -181,17 +200,27 @@ mod tests {
     #[test]
     fn unknown_runtime_names_the_known_ones() {
         let table = RuntimeTable::new(Path::new("/nonexistent/python"));
-        let err = table.resolve("nodejs20.x", "h", Path::new("/tmp"), &[]).unwrap_err();
-        assert!(err.to_string().contains("unknown runtime \"nodejs20.x\""), "{err}");
+        let err = table
+            .resolve("nodejs20.x", "h", Path::new("/tmp"), &[])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown runtime \"nodejs20.x\""),
+            "{err}"
+        );
         assert!(err.to_string().contains("provided.al2023"), "{err}");
     }
 
     #[test]
     fn missing_python_is_explained() {
         let table = RuntimeTable::new(Path::new("/nonexistent/python"));
-        let err = table.resolve("python3.12", "app.handler", Path::new("/tmp"), &[]).unwrap_err();
+        let err = table
+            .resolve("python3.12", "app.handler", Path::new("/tmp"), &[])
+            .unwrap_err();
         assert!(matches!(err, BackendError::Unavailable(_)));
-        assert!(err.to_string().contains("runtime python3.12 cannot start"), "{err}");
+        assert!(
+            err.to_string().contains("runtime python3.12 cannot start"),
+            "{err}"
+        );
         assert!(err.to_string().contains("make setup"), "{err}");
     }
 
@@ -201,20 +230,31 @@ mod tests {
         let code = tempfile::tempdir().unwrap();
         let layer = tempfile::tempdir().unwrap();
         let table = RuntimeTable::new(Path::new("/x"));
-        let err = table.resolve("provided.al2023", "h", code.path(), &[layer.path().into()]).unwrap_err();
-        assert!(err.to_string().contains("needs an executable `bootstrap`"), "{err}");
+        let err = table
+            .resolve("provided.al2023", "h", code.path(), &[layer.path().into()])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("needs an executable `bootstrap`"),
+            "{err}"
+        );
         let bootstrap = layer.path().join("bootstrap");
         std::fs::write(&bootstrap, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let launch = table.resolve("provided", "h", code.path(), &[layer.path().into()]).unwrap();
+        let launch = table
+            .resolve("provided", "h", code.path(), &[layer.path().into()])
+            .unwrap();
         assert_eq!(launch.command, [bootstrap.display().to_string()]);
     }
 
     #[test]
     fn table_is_configurable() {
         let mut table = RuntimeTable::new(Path::new("/x"));
-        table.merge_toml("[\"custom1\"]\ncommand = [\"/bin/sh\", \"-c\", \"run {handler}\"]\n").unwrap();
-        let launch = table.resolve("custom1", "my.h", Path::new("/tmp"), &[]).unwrap();
+        table
+            .merge_toml("[\"custom1\"]\ncommand = [\"/bin/sh\", \"-c\", \"run {handler}\"]\n")
+            .unwrap();
+        let launch = table
+            .resolve("custom1", "my.h", Path::new("/tmp"), &[])
+            .unwrap();
         assert_eq!(launch.command, ["/bin/sh", "-c", "run my.h"]);
     }
 }

@@ -1,0 +1,653 @@
+//! `lambdock agent` over real gRPC: Python (awslambdaric) and Rust (lambda_runtime) workers,
+//! the invoke proxy, pause and resume, metrics, logs, destroy, restart after kill -9, OOM, 50
+//! concurrent workers, and every bad input.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use lambdock_proto::agent::agent_client::AgentClient;
+use lambdock_proto::agent::{
+    CodeBundle, CreateWorkerRequest, InvokeRequest, ListWorkersRequest, StreamLogsRequest, Worker,
+    WorkerRef, WorkerState, create_worker_request,
+};
+use tonic::Code;
+use tonic::transport::Channel;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from)
+}
+
+/// lambdock-rie and the Rust fixture, built once per test process.
+fn build_helpers() {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "lambdock-rie",
+                "-p",
+                "lambdock-fixture-rust",
+            ])
+            .current_dir(repo())
+            .status()
+            .expect("cargo build");
+        assert!(
+            status.success(),
+            "building lambdock-rie and the Rust fixture failed"
+        );
+    });
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+struct Agent {
+    child: Child,
+    addr: String,
+    metrics: String,
+    data_dir: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Agent {
+    fn start(data_dir: &Path, extra: &[&str]) -> Agent {
+        build_helpers();
+        let port = free_port();
+        let metrics_port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lambdock"));
+        cmd.args(["agent", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--rie")
+            .arg(target_dir().join("debug/lambdock-rie"));
+        if !extra.contains(&"--python") {
+            cmd.arg("--python").arg(repo().join(".venv/bin/python"));
+        }
+        let child = cmd
+            .args(extra)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start lambdock agent");
+        let mut agent = Agent {
+            child,
+            addr: format!("http://127.0.0.1:{port}"),
+            metrics: format!("127.0.0.1:{metrics_port}"),
+            data_dir: data_dir.to_path_buf(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        let until = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(agent.addr.trim_start_matches("http://")).is_err() {
+            if let Ok(Some(status)) = agent.child.try_wait() {
+                panic!("lambdock agent exited at start: {status}");
+            }
+            assert!(Instant::now() < until, "agent did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        agent
+    }
+
+    async fn client(&self) -> AgentClient<Channel> {
+        AgentClient::connect(self.addr.clone())
+            .await
+            .expect("connect")
+            .max_decoding_message_size(16 * 1024 * 1024)
+            .max_encoding_message_size(16 * 1024 * 1024)
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.kill9();
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let fresh = Agent::start(&self.data_dir.clone(), &extra);
+        *self = fresh;
+    }
+
+    fn metrics_text(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.metrics).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const OWNER: &str = "gateway-test";
+
+fn python_request(function: &str) -> CreateWorkerRequest {
+    CreateWorkerRequest {
+        owner_id: OWNER.into(),
+        function_name: function.into(),
+        code: Some(create_worker_request::Code::Bundle(CodeBundle {
+            code_dir: repo().join("fixtures/python").display().to_string(),
+            layer_dirs: vec![],
+        })),
+        runtime: "python3.12".into(),
+        handler: "app.handler".into(),
+        memory_mb: 256,
+        timeout_ms: 5000,
+        ..Default::default()
+    }
+}
+
+/// A `provided.al2023` code directory whose bootstrap is the given executable.
+fn provided_code(executable: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(executable, dir.path().join("bootstrap")).unwrap();
+    dir
+}
+
+fn provided_request(function: &str, code: &Path) -> CreateWorkerRequest {
+    CreateWorkerRequest {
+        owner_id: OWNER.into(),
+        function_name: function.into(),
+        code: Some(create_worker_request::Code::Bundle(CodeBundle {
+            code_dir: code.display().to_string(),
+            layer_dirs: vec![],
+        })),
+        runtime: "provided.al2023".into(),
+        handler: "bootstrap".into(),
+        memory_mb: 128,
+        timeout_ms: 5000,
+        ..Default::default()
+    }
+}
+
+async fn invoke(
+    client: &mut AgentClient<Channel>,
+    worker: &Worker,
+    payload: &str,
+) -> Result<(u32, HashMap<String, String>, serde_json::Value), tonic::Status> {
+    let r = client
+        .invoke(InvokeRequest {
+            owner_id: OWNER.into(),
+            worker_id: worker.id.clone(),
+            payload: payload.as_bytes().to_vec(),
+            headers: HashMap::from([("x-amz-log-type".to_string(), "Tail".to_string())]),
+            timeout_ms: 0,
+        })
+        .await?
+        .into_inner();
+    let body = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+    Ok((r.status, r.headers, body))
+}
+
+fn wref(worker: &Worker) -> WorkerRef {
+    WorkerRef {
+        owner_id: OWNER.into(),
+        worker_id: worker.id.clone(),
+    }
+}
+
+/// Processes whose environment names this function.
+fn processes_of(function: &str) -> Vec<u32> {
+    let needle = format!("AWS_LAMBDA_FUNCTION_NAME={function}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.windows(needle.len()).any(|w| w == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_rust_workers_through_the_agent() {
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(data.path(), &[]);
+    let mut client = agent.client().await;
+
+    let py = client
+        .create_worker(python_request("agent-py"))
+        .await
+        .expect("python worker")
+        .into_inner();
+    assert_eq!(py.state, WorkerState::Running as i32);
+    assert!(py.invoke_address.starts_with("127.0.0.1:"));
+    let (status, headers, body) = invoke(&mut client, &py, r#"{"action":"echo","n":1}"#)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body["event"]["n"], 1, "{body}");
+    assert_eq!(body["env"]["AWS_LAMBDA_FUNCTION_NAME"], "agent-py");
+    assert_eq!(body["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
+    let task_root = if is_root() {
+        "/var/task".to_string()
+    } else {
+        repo().join("fixtures/python").display().to_string()
+    };
+    assert_eq!(body["env"]["LAMBDA_TASK_ROOT"], task_root.as_str());
+    assert_eq!(body["env"]["AWS_EXECUTION_ENV"], "AWS_Lambda_python3.12");
+    assert!(headers.contains_key("x-amz-log-result"));
+
+    let rust_code = provided_code(&target_dir().join("debug/lambdock-fixture-rust"));
+    let rs = client
+        .create_worker(provided_request("agent-rs", rust_code.path()))
+        .await
+        .expect("rust worker")
+        .into_inner();
+    let (status, _, body) = invoke(&mut client, &rs, r#"{"action":"echo","n":2}"#)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body["event"]["n"], 2, "{body}");
+    let (_, headers, body) = invoke(&mut client, &rs, r#"{"action":"error","message":"bad"}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        headers.get("x-amz-function-error").map(String::as_str),
+        Some("Unhandled")
+    );
+    assert_eq!(body["errorType"], "FixtureError");
+
+    // Metrics are real numbers.
+    let m = client
+        .get_worker_metrics(wref(&py))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(m.state, WorkerState::Running as i32);
+    assert!(m.memory_current_bytes > 1024 * 1024, "{m:?}");
+    assert!(m.memory_max_bytes >= m.memory_current_bytes, "{m:?}");
+    assert!(m.cpu_usage_ns > 0, "{m:?}");
+    if is_root() {
+        assert_eq!(m.memory_limit_bytes, 256 * 1024 * 1024, "{m:?}");
+    }
+
+    // Pause: invokes are refused at once, not left hanging; resume: they work again.
+    let paused = client.pause_worker(wref(&py)).await.unwrap().into_inner();
+    assert_eq!(paused.state, WorkerState::Paused as i32);
+    let started = Instant::now();
+    let err = invoke(&mut client, &py, "{}").await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+    assert!(err.message().contains("paused"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let listed = client
+        .list_workers(ListWorkersRequest {
+            owner_id: OWNER.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let state = listed.workers.iter().find(|w| w.id == py.id).unwrap().state;
+    assert_eq!(state, WorkerState::Paused as i32);
+    client.resume_worker(wref(&py)).await.unwrap();
+    let (status, _, _) = invoke(&mut client, &py, r#"{"action":"noop"}"#)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+
+    // Logs: what the worker printed, START to REPORT.
+    let mut stream = client
+        .stream_logs(StreamLogsRequest {
+            owner_id: OWNER.into(),
+            worker_id: py.id.clone(),
+            follow: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut lines = vec![];
+    while let Some(line) = stream.message().await.unwrap() {
+        lines.push(line.line);
+    }
+    assert!(
+        lines.iter().any(|l| l.starts_with("START RequestId:")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("REPORT RequestId:")),
+        "{lines:?}"
+    );
+
+    // Destroy leaves nothing behind.
+    assert!(!processes_of("agent-py").is_empty());
+    client.destroy_worker(wref(&py)).await.unwrap();
+    client.destroy_worker(wref(&rs)).await.unwrap();
+    assert!(
+        processes_of("agent-py").is_empty(),
+        "processes left: {:?}",
+        processes_of("agent-py")
+    );
+    assert!(processes_of("agent-rs").is_empty());
+    let listed = client
+        .list_workers(ListWorkersRequest {
+            owner_id: OWNER.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.workers.is_empty());
+
+    let text = agent.metrics_text();
+    assert!(
+        text.contains("lambdock_agent_worker_creations_total 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lambdock_agent_workers{state=\"running\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lambdock_agent_worker_create_seconds_bucket"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_survive_an_agent_killed_with_sigkill() {
+    let data = tempfile::tempdir().unwrap();
+    let mut agent = Agent::start(data.path(), &[]);
+    let mut client = agent.client().await;
+    let py = client
+        .create_worker(python_request("agent-restart"))
+        .await
+        .unwrap()
+        .into_inner();
+    invoke(&mut client, &py, r#"{"action":"noop"}"#)
+        .await
+        .unwrap();
+    let shell = repo().join("fixtures/shell/bootstrap");
+    let code = provided_code(&shell);
+    let doomed = client
+        .create_worker(provided_request("agent-doomed", code.path()))
+        .await
+        .unwrap()
+        .into_inner();
+
+    agent.kill9();
+    // One worker dies while the agent is away.
+    for pid in processes_of("agent-doomed") {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    agent.restart();
+    let mut client = agent.client().await;
+    let listed = client
+        .list_workers(ListWorkersRequest {
+            owner_id: OWNER.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let find = |id: &str| listed.workers.iter().find(|w| w.id == id).cloned();
+    let adopted = find(&py.id).expect("the live worker is listed after the restart");
+    assert_eq!(adopted.state, WorkerState::Running as i32);
+    assert_eq!(adopted.invoke_address, py.invoke_address);
+    let dead = find(&doomed.id).expect("the dead worker is reported");
+    assert_eq!(dead.state, WorkerState::Stopped as i32);
+
+    let (status, _, body) = invoke(&mut client, &py, r#"{"action":"echo","n":7}"#)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body["event"]["n"], 7);
+    let err = invoke(&mut client, &dead, "{}").await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+    client.destroy_worker(wref(&py)).await.unwrap();
+    client.destroy_worker(wref(&dead)).await.unwrap();
+    assert!(processes_of("agent-restart").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_memory_ends_the_invocation_and_the_next_one_runs() {
+    if !is_root() {
+        println!("skipped: memory limits need cgroups, which need root");
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(data.path(), &[]);
+    let mut client = agent.client().await;
+    let mut req = python_request("agent-oom");
+    req.memory_mb = 128;
+    let w = client.create_worker(req).await.unwrap().into_inner();
+    let (status, headers, body) = invoke(&mut client, &w, r#"{"action":"memory","mb":400}"#)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        headers.get("x-amz-function-error").map(String::as_str),
+        Some("Unhandled")
+    );
+    assert_eq!(body["errorType"], "Runtime.ExitError", "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Runtime exited with error: signal: killed"),
+        "{body}"
+    );
+    let m = client
+        .get_worker_metrics(wref(&w))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(m.oom_events >= 1, "{m:?}");
+    let (status, _, body) = invoke(&mut client, &w, r#"{"action":"echo","n":3}"#)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body["event"]["n"], 3, "{body}");
+    client.destroy_worker(wref(&w)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_workers_answer_and_leave_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(data.path(), &[]);
+    let client = agent.client().await;
+    let code = provided_code(&repo().join("fixtures/shell/bootstrap"));
+    let mut tasks = vec![];
+    for i in 0..50 {
+        let mut client = client.clone();
+        let req = provided_request(&format!("fifty-{i}"), code.path());
+        tasks.push(tokio::spawn(async move {
+            let w = client
+                .create_worker(req)
+                .await
+                .expect("create")
+                .into_inner();
+            let (status, _, body) =
+                invoke(&mut client, &w, &format!(r#"{{"action":"echo","i":{i}}}"#))
+                    .await
+                    .expect("invoke");
+            assert_eq!(status, 200);
+            assert_eq!(body["echo"]["i"], i, "{body}");
+            w
+        }));
+    }
+    let mut workers = vec![];
+    for t in tasks {
+        workers.push(t.await.unwrap());
+    }
+    let mut destroys = vec![];
+    for w in workers {
+        let mut client = client.clone();
+        destroys.push(tokio::spawn(async move {
+            client.destroy_worker(wref(&w)).await.expect("destroy")
+        }));
+    }
+    for d in destroys {
+        d.await.unwrap();
+    }
+    for i in 0..50 {
+        assert!(
+            processes_of(&format!("fifty-{i}")).is_empty(),
+            "worker {i} left processes"
+        );
+    }
+    let workers_dir = data.path().join("workers");
+    assert_eq!(
+        std::fs::read_dir(&workers_dir).unwrap().count(),
+        0,
+        "worker directories left"
+    );
+    if is_root() {
+        // No cgroup left under the agent's own memory cgroup.
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        if let Some(path) = own
+            .lines()
+            .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string()))
+        {
+            let dir = Path::new("/sys/fs/cgroup/memory")
+                .join(path.trim_start_matches('/'))
+                .join("lambdock");
+            if dir.is_dir() {
+                let left: Vec<_> = std::fs::read_dir(&dir)
+                    .unwrap()
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name())
+                    .collect();
+                assert!(
+                    left.iter()
+                        .all(|n| !n.to_string_lossy().starts_with("fifty-")),
+                    "cgroups left: {left:?}"
+                );
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(" /var/task "),
+            "a sandbox mount leaked to the host"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_errors() {
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(data.path(), &[]);
+    let mut client = agent.client().await;
+
+    let mut req = python_request("bad");
+    req.runtime = "cobol85".into();
+    let err = client.create_worker(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("unknown runtime \"cobol85\""),
+        "{err}"
+    );
+
+    let mut req = python_request("bad");
+    req.code = Some(create_worker_request::Code::Bundle(CodeBundle {
+        code_dir: "/nonexistent/code".into(),
+        layer_dirs: vec![],
+    }));
+    let err = client.create_worker(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .contains("code directory /nonexistent/code does not exist"),
+        "{err}"
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let err = client
+        .create_worker(provided_request("bad", empty.path()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("needs an executable `bootstrap`"),
+        "{err}"
+    );
+
+    let mut req = python_request("bad");
+    req.owner_id = " ".into();
+    let err = client.create_worker(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("owner_id is required"), "{err}");
+
+    let err = client
+        .destroy_worker(WorkerRef {
+            owner_id: OWNER.into(),
+            worker_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(err.message().contains("no worker nope"), "{err}");
+
+    let code = provided_code(&repo().join("fixtures/shell/bootstrap"));
+    let w = client
+        .create_worker(provided_request("owned", code.path()))
+        .await
+        .unwrap()
+        .into_inner();
+    let err = client
+        .destroy_worker(WorkerRef {
+            owner_id: "someone-else".into(),
+            worker_id: w.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err}");
+    let listed = client
+        .list_workers(ListWorkersRequest {
+            owner_id: "someone-else".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed.workers.is_empty(),
+        "owners only see their own workers"
+    );
+    client.destroy_worker(wref(&w)).await.unwrap();
+
+    // A runtime whose interpreter is missing names the runtime and the fix.
+    let other = tempfile::tempdir().unwrap();
+    let no_python = Agent::start(other.path(), &["--python", "/nonexistent/python3"]);
+    let mut client = no_python.client().await;
+    let err = client
+        .create_worker(python_request("no-python"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("runtime python3.12 cannot start"),
+        "{err}"
+    );
+    assert!(err.message().contains("make setup"), "{err}");
+}
