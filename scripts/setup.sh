@@ -44,6 +44,7 @@ need jq jq
 need cc build-essential
 need make build-essential
 need pkg-config pkg-config
+need openssl openssl   # test certificates for the agent's mutual TLS
 [ -s /etc/ssl/certs/ca-certificates.crt ] || apt_pkgs+=(ca-certificates)
 
 venv_works() {

@@ -159,3 +159,76 @@ async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metrics>)
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn plain_text_is_refused_off_loopback() {
+        let backend: Arc<dyn crate::backend::Backend> = Arc::new(NoWorkers);
+        let metrics = Arc::new(Metrics::default());
+        let service = AgentService::start(backend, metrics.clone()).await.unwrap();
+        let opts = ServeOptions {
+            listen: "0.0.0.0:0".parse().unwrap(),
+            metrics_listen: None,
+            tls: None,
+            allow_plaintext: false,
+        };
+        let err = serve(service, metrics, opts, async {}).await.unwrap_err();
+        assert!(matches!(err, ServeError::PlaintextRefused(_)), "{err}");
+        assert!(err.to_string().contains("--tls-cert"), "{err}");
+    }
+
+    /// A backend with nothing on it, for tests of the serving layer.
+    struct NoWorkers;
+
+    #[async_trait::async_trait]
+    impl crate::backend::Backend for NoWorkers {
+        fn name(&self) -> &'static str {
+            "none"
+        }
+        async fn create(
+            &self,
+            _: &crate::backend::WorkerSpec,
+        ) -> Result<crate::backend::WorkerRecord, crate::backend::BackendError> {
+            Err(crate::backend::BackendError::Unsupported(
+                "no workers here".into(),
+            ))
+        }
+        async fn destroy(
+            &self,
+            _: &crate::backend::WorkerRecord,
+        ) -> Result<(), crate::backend::BackendError> {
+            Ok(())
+        }
+        async fn pause(
+            &self,
+            _: &crate::backend::WorkerRecord,
+        ) -> Result<(), crate::backend::BackendError> {
+            Ok(())
+        }
+        async fn resume(
+            &self,
+            _: &crate::backend::WorkerRecord,
+        ) -> Result<(), crate::backend::BackendError> {
+            Ok(())
+        }
+        async fn status(
+            &self,
+            _: &crate::backend::WorkerRecord,
+        ) -> Result<crate::backend::WorkerStatus, crate::backend::BackendError> {
+            Err(crate::backend::BackendError::Unsupported(
+                "no workers here".into(),
+            ))
+        }
+        async fn discover(
+            &self,
+        ) -> Result<Vec<crate::backend::WorkerRecord>, crate::backend::BackendError> {
+            Ok(vec![])
+        }
+        fn logs(&self, _: &crate::backend::WorkerRecord) -> crate::backend::LogSource {
+            crate::backend::LogSource::File("/dev/null".into())
+        }
+    }
+}

@@ -651,3 +651,138 @@ async fn bad_input_gets_clear_errors() {
     );
     assert!(err.message().contains("make setup"), "{err}");
 }
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+fn certificates(dir: &Path) {
+    let sh = |script: &str| {
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "openssl failed: {script}");
+    };
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem",
+    );
+    for name in ["server", "client"] {
+        sh(&format!(
+            "openssl req -newkey rsa:2048 -nodes -subj /CN={name} -keyout {name}.key -out {name}.csr"
+        ));
+        std::fs::write(
+            dir.join(format!("{name}.ext")),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        sh(&format!(
+            "openssl x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile {name}.ext -out {name}.pem"
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_admits_only_clients_with_a_certificate_of_the_ca() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let p = |f: &str| certs.path().join(f).display().to_string();
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(
+        data.path(),
+        &[
+            "--tls-cert",
+            &p("server.pem"),
+            "--tls-key",
+            &p("server.key"),
+            "--tls-client-ca",
+            &p("ca.pem"),
+        ],
+    );
+    let url = agent.addr.replace("http://", "https://");
+    let ca = Certificate::from_pem(std::fs::read(p("ca.pem")).unwrap());
+
+    let without_identity = Channel::from_shared(url.clone())
+        .unwrap()
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(ca.clone())
+                .domain_name("localhost"),
+        )
+        .unwrap()
+        .connect()
+        .await;
+    // The handshake fails, at connect or at the first call depending on timing.
+    if let Ok(channel) = without_identity {
+        let refused = AgentClient::new(channel)
+            .list_workers(ListWorkersRequest {
+                owner_id: OWNER.into(),
+            })
+            .await;
+        assert!(
+            refused.is_err(),
+            "a client without a certificate must be refused"
+        );
+    }
+
+    let identity = Identity::from_pem(
+        std::fs::read(p("client.pem")).unwrap(),
+        std::fs::read(p("client.key")).unwrap(),
+    );
+    let channel = Channel::from_shared(url)
+        .unwrap()
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(ca)
+                .identity(identity)
+                .domain_name("localhost"),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .expect("mutual TLS connection");
+    let listed = AgentClient::new(channel)
+        .list_workers(ListWorkersRequest {
+            owner_id: OWNER.into(),
+        })
+        .await
+        .unwrap();
+    assert!(listed.into_inner().workers.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_megabyte_payloads_pass_both_ways() {
+    let data = tempfile::tempdir().unwrap();
+    let agent = Agent::start(data.path(), &[]);
+    let mut client = agent.client().await;
+    let rust_code = provided_code(&target_dir().join("debug/lambdock-fixture-rust"));
+    let w = client
+        .create_worker(provided_request("agent-big", rust_code.path()))
+        .await
+        .unwrap()
+        .into_inner();
+    // A request near Lambda's 6 MB limit comes back in the echo (the echo adds about 1 KB,
+    // which must stay under the response limit too).
+    let filler = "y".repeat(6 * 1024 * 1024 - 2000);
+    let (status, _, body) = invoke(
+        &mut client,
+        &w,
+        &format!(r#"{{"action":"echo","filler":"{filler}"}}"#),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["event"]["filler"].as_str().map(str::len),
+        Some(filler.len())
+    );
+    // A response of 6,000,000 bytes.
+    let (status, headers, body) = invoke(&mut client, &w, r#"{"action":"big","bytes":6000000}"#)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(!headers.contains_key("x-amz-function-error"));
+    assert_eq!(body.as_str().map(str::len), Some(6_000_000));
+    client.destroy_worker(wref(&w)).await.unwrap();
+}
