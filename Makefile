@@ -40,5 +40,5 @@ test: setup fmt-check clippy check-static unit-and-integration
 
 ## Benchmarks against AWS's own RIE, measured in the same run.
 bench: setup rie-static
-	$(CARGO) build --release -p lambdock-fixture-rust -p lambdock-bench
+	$(CARGO) build --release -p lambdock-fixture-rust -p lambdock-bench -p lambdock
 	target/release/lambdock-bench

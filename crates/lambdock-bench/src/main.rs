@@ -10,7 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+mod agent;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -35,6 +37,27 @@ struct Args {
     /// The no-op function.
     #[arg(long, default_value = "target/release/lambdock-fixture-rust")]
     function: PathBuf,
+    /// The lambdock binary (for the agent).
+    #[arg(long, default_value = "target/release/lambdock")]
+    lambdock: PathBuf,
+    /// Python with awslambdaric.
+    #[arg(long, default_value = ".venv/bin/python")]
+    python: PathBuf,
+    /// Worker creations per function on the agent.
+    #[arg(long, default_value_t = 50)]
+    creations: usize,
+    /// Which parts to measure.
+    #[arg(long, value_enum, default_values_t = [Part::Rie, Part::Agent])]
+    only: Vec<Part>,
+}
+
+/// A part of the benchmark.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+enum Part {
+    /// lambdock-rie against AWS's RIE.
+    Rie,
+    /// Worker cold start on the agent.
+    Agent,
 }
 
 struct Emulator {
@@ -134,7 +157,7 @@ struct Figures {
     idle_anon_kib: u64,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(idx).copied().unwrap_or_default()
 }
@@ -179,7 +202,7 @@ async fn measure(
     })
 }
 
-fn ratio(ours: f64, theirs: f64) -> String {
+pub(crate) fn ratio(ours: f64, theirs: f64) -> String {
     if theirs == 0.0 {
         "-".into()
     } else {
@@ -194,6 +217,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("lambdock-rie", &args.rie),
         ("AWS RIE", &args.aws_rie),
         ("function", &args.function),
+        ("lambdock", &args.lambdock),
+        ("python", &args.python),
     ] {
         if !path.is_file() {
             return Err(
@@ -201,10 +226,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    if args.only.contains(&Part::Rie) {
+        rie_table(&args).await?;
+    }
+    if args.only.contains(&Part::Agent) {
+        let repo = std::env::current_dir()?;
+        agent::run(
+            &args.lambdock,
+            &args.rie,
+            &args.function,
+            &args.python,
+            &repo,
+            args.creations,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn rie_table(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("measuring lambdock-rie ...");
-    let ours = measure(&args.rie, &args.function, &args).await?;
+    let ours = measure(&args.rie, &args.function, args).await?;
     eprintln!("measuring AWS RIE ...");
-    let aws = measure(&args.aws_rie, &args.function, &args).await?;
+    let aws = measure(&args.aws_rie, &args.function, args).await?;
 
     println!(
         "lambdock-rie vs AWS RIE: no-op Rust (lambda_runtime) function, {} sequential warm invokes on one keep-alive connection, {} cold starts",

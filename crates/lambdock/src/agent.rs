@@ -83,6 +83,8 @@ pub async fn run(args: AgentArgs) -> Result<(), Box<dyn std::error::Error>> {
         .or_else(|| beside_exe("lambdock-rie"))
         .ok_or("lambdock-rie not found next to lambdock; pass --rie PATH")?;
     let python = args.python.unwrap_or_else(default_python);
+    // Workers start in their code directory, so a relative interpreter path would not resolve.
+    let python = std::path::absolute(&python).unwrap_or(python);
     let mut runtimes = RuntimeTable::new(&python);
     if let Some(path) = &args.runtimes {
         let text = std::fs::read_to_string(path)

@@ -144,6 +144,43 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Workers outlive their agent by design; a test that failed half-way must not leave
+        // them running, so kill every worker recorded in the data directory, with its children.
+        let Ok(dirs) = std::fs::read_dir(self.data_dir.join("workers")) else {
+            return;
+        };
+        for dir in dirs.flatten() {
+            let Ok(text) = std::fs::read_to_string(dir.path().join("worker.json")) else {
+                continue;
+            };
+            let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if let Some(pid) = record["handle"]["pid"].as_u64() {
+                kill_tree(pid as u32);
+            }
+        }
+    }
+}
+
+fn kill_tree(pid: u32) {
+    let children: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    for child in children {
+        kill_tree(child);
     }
 }
 

@@ -99,12 +99,17 @@ impl ProcessBackend {
         }
         std::fs::create_dir_all(cfg.data_dir.join("workers"))
             .map_err(io(format!("creating {}", cfg.data_dir.display())))?;
-        if !cfg.rie.is_file() {
-            return Err(BackendError::Unavailable(format!(
+        // Workers start in their code directory: every path they are given must be absolute.
+        cfg.data_dir = cfg
+            .data_dir
+            .canonicalize()
+            .map_err(io(format!("resolving {}", cfg.data_dir.display())))?;
+        cfg.rie = cfg.rie.canonicalize().map_err(|_| {
+            BackendError::Unavailable(format!(
                 "lambdock-rie not found at {} (build it with `make build`, or pass --rie PATH)",
                 cfg.rie.display()
-            )));
-        }
+            ))
+        })?;
         Ok(ProcessBackend {
             cfg,
             cgroups,
