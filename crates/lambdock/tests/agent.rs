@@ -126,7 +126,8 @@ impl Agent {
         self.kill9();
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         let fresh = Agent::start(&self.data_dir.clone(), &extra);
-        *self = fresh;
+        // The old agent is dead already; its Drop would kill the workers the new one adopts.
+        std::mem::forget(std::mem::replace(self, fresh));
     }
 
     fn metrics_text(&self) -> String {
