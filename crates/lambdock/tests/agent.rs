@@ -269,12 +269,26 @@ fn processes_of(function: &str) -> Vec<u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_and_rust_workers_through_the_agent() {
+    workers_through_the_agent(is_root(), "").await;
+}
+
+/// The same without namespaces and cgroups: what a non-root agent does (pause is SIGSTOP).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_rust_workers_without_isolation() {
+    workers_through_the_agent(false, "plain-").await;
+}
+
+async fn workers_through_the_agent(isolated: bool, prefix: &str) {
     let data = tempfile::tempdir().unwrap();
-    let agent = Agent::start(data.path(), &[]);
+    let agent = Agent::start(
+        data.path(),
+        if isolated { &[] } else { &["--no-isolation"] },
+    );
     let mut client = agent.client().await;
 
+    let (py_name, rs_name) = (format!("{prefix}agent-py"), format!("{prefix}agent-rs"));
     let py = client
-        .create_worker(python_request("agent-py"))
+        .create_worker(python_request(&py_name))
         .await
         .expect("python worker")
         .into_inner();
@@ -285,9 +299,9 @@ async fn python_and_rust_workers_through_the_agent() {
         .unwrap();
     assert_eq!(status, 200);
     assert_eq!(body["event"]["n"], 1, "{body}");
-    assert_eq!(body["env"]["AWS_LAMBDA_FUNCTION_NAME"], "agent-py");
+    assert_eq!(body["env"]["AWS_LAMBDA_FUNCTION_NAME"], py_name.as_str());
     assert_eq!(body["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
-    let task_root = if is_root() {
+    let task_root = if isolated {
         "/var/task".to_string()
     } else {
         repo().join("fixtures/python").display().to_string()
@@ -298,7 +312,7 @@ async fn python_and_rust_workers_through_the_agent() {
 
     let rust_code = provided_code(&target_dir().join("debug/lambdock-fixture-rust"));
     let rs = client
-        .create_worker(provided_request("agent-rs", rust_code.path()))
+        .create_worker(provided_request(&rs_name, rust_code.path()))
         .await
         .expect("rust worker")
         .into_inner();
@@ -326,7 +340,7 @@ async fn python_and_rust_workers_through_the_agent() {
     assert!(m.memory_current_bytes > 1024 * 1024, "{m:?}");
     assert!(m.memory_max_bytes >= m.memory_current_bytes, "{m:?}");
     assert!(m.cpu_usage_ns > 0, "{m:?}");
-    if is_root() {
+    if isolated {
         assert_eq!(m.memory_limit_bytes, 256 * 1024 * 1024, "{m:?}");
     }
 
@@ -377,15 +391,15 @@ async fn python_and_rust_workers_through_the_agent() {
     );
 
     // Destroy leaves nothing behind.
-    assert!(!processes_of("agent-py").is_empty());
+    assert!(!processes_of(&py_name).is_empty());
     client.destroy_worker(wref(&py)).await.unwrap();
     client.destroy_worker(wref(&rs)).await.unwrap();
     assert!(
-        processes_of("agent-py").is_empty(),
+        processes_of(&py_name).is_empty(),
         "processes left: {:?}",
-        processes_of("agent-py")
+        processes_of(&py_name)
     );
-    assert!(processes_of("agent-rs").is_empty());
+    assert!(processes_of(&rs_name).is_empty());
     let listed = client
         .list_workers(ListWorkersRequest {
             owner_id: OWNER.into(),
