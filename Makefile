@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 RIE := target/release/lambdock-rie
 
-.PHONY: setup build rie-static check-static up test fmt-check clippy unit-and-integration bench
+.PHONY: setup build rie-static check-static up test fmt-check clippy unit-and-integration system bench
 
 ## Installs everything the project needs on a fresh Debian machine (idempotent).
 setup:
@@ -35,8 +35,13 @@ unit-and-integration:
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) nextest run --workspace --no-fail-fast --test-threads 4
 
+## Whole-system tests: `lambdock up` driven by boto3 and the AWS CLI.
+system:
+	$(CARGO) build -p lambdock -p lambdock-rie -p lambdock-fixture-rust
+	cd tests && ../.venv/bin/python -m pytest -q -p no:cacheprovider
+
 ## Every check and test.
-test: setup fmt-check clippy check-static unit-and-integration
+test: setup fmt-check clippy check-static unit-and-integration system
 
 ## Benchmarks against AWS's own RIE, measured in the same run.
 bench: setup rie-static

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use lambdock_proto::MAX_MESSAGE_BYTES;
 use lambdock_proto::agent::agent_server::AgentServer;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::metrics::Metrics;
@@ -64,8 +65,8 @@ pub enum ServeError {
         /// Error.
         source: tonic::transport::Error,
     },
-    /// The metrics listener failed.
-    #[error("metrics on {addr}: {source}")]
+    /// A listener could not be opened.
+    #[error("listening on {addr}: {source}")]
     Metrics {
         /// Address.
         addr: SocketAddr,
@@ -114,17 +115,39 @@ pub async fn serve(
             .map_err(|source| ServeError::Metrics { addr, source })?;
         tokio::spawn(serve_metrics(listener, metrics));
     }
+    let incoming = TcpIncoming::bind(opts.listen)
+        .map_err(|source| ServeError::Metrics {
+            addr: opts.listen,
+            source,
+        })?
+        .with_nodelay(Some(true));
     let grpc = AgentServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     builder
         .add_service(grpc)
-        .serve_with_shutdown(opts.listen, shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|source| ServeError::Transport {
             addr: opts.listen,
             source,
         })
+}
+
+/// Serves plain-text gRPC on an already bound loopback listener (the agent inside `lambdock
+/// up`), until `shutdown` completes.
+pub async fn serve_local(
+    service: AgentService,
+    incoming: TcpIncoming,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let grpc = AgentServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    Server::builder()
+        .add_service(grpc)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
 }
 
 async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {

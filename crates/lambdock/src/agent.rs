@@ -58,14 +58,15 @@ pub struct AgentArgs {
     allow_plaintext: bool,
 }
 
-fn beside_exe(name: &str) -> Option<PathBuf> {
+/// A binary installed next to this one.
+pub fn beside_exe(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let candidate = exe.parent()?.join(name);
     candidate.is_file().then_some(candidate)
 }
 
 /// The Python of the repository's `.venv` when this binary is `target/<profile>/lambdock`.
-fn default_python() -> PathBuf {
+pub fn default_python() -> PathBuf {
     std::env::current_exe()
         .ok()
         .and_then(|exe| {

@@ -1,6 +1,7 @@
 //! `lambdock`: the one binary of Lambdock, with a subcommand per part of the design.
 
 mod agent;
+mod up;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,10 @@ struct Cli {
 enum Command {
     /// Run the per-node agent: the gRPC service that creates and measures workers.
     Agent(Box<agent::AgentArgs>),
+    /// Run the whole platform on this machine: the gateway and an agent with the process backend.
+    Up(Box<up::UpArgs>),
+    /// Run a gateway over an agent.
+    Gateway(Box<up::GatewayOnlyArgs>),
     /// Print the version.
     Version,
 }
@@ -37,21 +42,28 @@ fn main() -> ExitCode {
             println!("lambdock {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Agent(args) => {
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("lambdock: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(agent::run(*args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("lambdock agent: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Agent(args) => block_on("agent", agent::run(*args)),
+        Command::Up(args) => block_on("up", up::up(*args)),
+        Command::Gateway(args) => block_on("gateway", up::gateway(*args)),
+    }
+}
+
+fn block_on(
+    what: &str,
+    fut: impl std::future::Future<Output = Result<(), Box<dyn std::error::Error>>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lambdock: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lambdock {what}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,521 @@
+//! The AWS endpoint: Lambda's Invoke API and the read side of the management API, behind
+//! SigV4, over the pools.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use lambdock_template::manifest::Manifest;
+
+use crate::errors::LambdaError;
+use crate::management;
+use crate::metrics::Metrics;
+use crate::pool::{Lease, Pools};
+use crate::registry::{Registry, Resolved};
+use crate::sigv4::Verifier;
+
+/// Lambda's synchronous request limit.
+pub const MAX_SYNC_REQUEST: usize = 6 * 1024 * 1024;
+
+/// Gateway settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Region in ARNs and signatures.
+    pub region: String,
+    /// Account id in ARNs.
+    pub account_id: String,
+    /// Access keys and secrets; `None` turns authentication off.
+    pub credentials: Option<HashMap<String, String>>,
+    /// Limit of an `Event` payload.
+    pub max_async_request: usize,
+}
+
+/// Error types after which a worker is not reused: its sandbox was reset or is suspect.
+const SANDBOX_FAILURES: [&str; 4] = [
+    "Sandbox.Timedout",
+    "Runtime.ExitError",
+    "Runtime.OutOfMemory",
+    "Runtime.InvalidEntrypoint",
+];
+
+/// The gateway.
+pub struct Gateway {
+    cfg: GatewayConfig,
+    registry: RwLock<Arc<Registry>>,
+    deployed_at: RwLock<String>,
+    /// The pools.
+    pub pools: Pools,
+    http: Client<HttpConnector, Full<Bytes>>,
+    verifier: Option<Verifier<HashMap<String, String>>>,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+type Body = Full<Bytes>;
+
+fn now_iso() -> String {
+    // Lambda's LastModified format: 2026-12-03T14:00:00.000+0000.
+    let t = humantime_like(SystemTime::now());
+    format!("{t}+0000")
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmm` in UTC, from the civil calendar.
+fn humantime_like(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// An X-Ray trace header, as Lambda generates one when the caller sent none.
+fn new_trace_id() -> String {
+    let epoch = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("Root=1-{epoch:08x}-{};Sampled=0", &random[..24])
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+}
+
+fn json_response(status: StatusCode, body: String, request_id: &str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// Percent-decodes a path segment once (the function name of an ARN arrives encoded).
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k) == name).then(|| decode(&v.replace('+', " ")))
+    })
+}
+
+impl Gateway {
+    /// A gateway serving `manifest` over `pools`.
+    pub fn new(cfg: GatewayConfig, manifest: &Manifest, pools: Pools) -> Gateway {
+        let registry = Registry::new(manifest, &cfg.region, &cfg.account_id);
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        let verifier = cfg.credentials.clone().map(|c| Verifier::new(c, "lambda"));
+        Gateway {
+            cfg,
+            registry: RwLock::new(Arc::new(registry)),
+            deployed_at: RwLock::new(now_iso()),
+            pools,
+            http,
+            verifier,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The deployment being served.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Switches to a new deployment: new invocations use it at once, in-flight ones finish on
+    /// the old one, and workers of removed or changed functions are drained.
+    pub async fn deploy(&self, manifest: &Manifest) -> Result<(), LambdaError> {
+        let registry = Arc::new(Registry::new(
+            manifest,
+            &self.cfg.region,
+            &self.cfg.account_id,
+        ));
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = registry.clone();
+        *self.deployed_at.write().unwrap_or_else(|e| e.into_inner()) = now_iso();
+        let functions: HashMap<_, _> = registry
+            .functions
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.pools.retire(&functions).await;
+        self.pools.reconcile(&functions).await?;
+        for f in registry.functions.values() {
+            self.pools.provision(f).await?;
+        }
+        Ok(())
+    }
+
+    /// One janitor pass: idle pruning and orphan reconciliation.
+    pub async fn janitor_pass(&self) {
+        self.pools.prune().await;
+        let registry = self.registry();
+        let functions: HashMap<_, _> = registry
+            .functions
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Err(e) = self.pools.reconcile(&functions).await {
+            tracing::warn!(error = %e, "reconciliation with the agent failed");
+        }
+    }
+
+    /// Answers one request on the AWS endpoint.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
+        let started = Instant::now();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_SYNC_REQUEST + 1).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return Ok(LambdaError::RequestTooLarge(format!(
+                    "Request must be smaller than {MAX_SYNC_REQUEST} bytes for the InvokeFunction operation"
+                ))
+                .response(&request_id));
+            }
+        };
+        if parts.uri.path() == "/metrics" && parts.method == Method::GET {
+            let mut resp = Response::new(Full::new(Bytes::from(
+                self.metrics.encode(&self.pools.stats()),
+            )));
+            resp.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            return Ok(resp);
+        }
+        if let Some(verifier) = &self.verifier
+            && let Err(e) = verifier.verify(&parts, &body, SystemTime::now())
+        {
+            tracing::info!(request_id, error = %e, "rejected signature");
+            let err = LambdaError::Auth {
+                code: e.code(),
+                message: e.to_string(),
+            };
+            return Ok(err.response(&request_id));
+        }
+        let resp = match self.route(&parts, body, &request_id).await {
+            Ok(r) => r,
+            Err(e) => e.response(&request_id),
+        };
+        tracing::info!(
+            request_id,
+            method = %parts.method,
+            path = parts.uri.path(),
+            status = resp.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        Ok(resp)
+    }
+
+    async fn route(
+        &self,
+        parts: &http::request::Parts,
+        body: Bytes,
+        request_id: &str,
+    ) -> Result<Response<Body>, LambdaError> {
+        let path = parts.uri.path();
+        let query = parts.uri.query();
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        let registry = self.registry();
+        let deployed_at = self
+            .deployed_at
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let qualifier = query_param(query, "Qualifier");
+        match (&parts.method, segments.as_slice()) {
+            (&Method::POST, ["2015-03-31", "functions", name, "invocations"]) => {
+                self.invoke(parts, &decode(name), qualifier.as_deref(), body, request_id)
+                    .await
+            }
+            (&Method::GET, ["2015-03-31", "functions"]) => Ok(json_response(
+                StatusCode::OK,
+                management::list_functions(&registry, &deployed_at).to_string(),
+                request_id,
+            )),
+            (&Method::GET, ["2015-03-31", "functions", name]) => {
+                let r = registry.resolve(&decode(name), qualifier.as_deref())?;
+                let v = management::get_function(&registry, &r.function, &r.version, &deployed_at);
+                Ok(json_response(StatusCode::OK, v.to_string(), request_id))
+            }
+            (&Method::GET, ["2015-03-31", "functions", name, "configuration"]) => {
+                let r = registry.resolve(&decode(name), qualifier.as_deref())?;
+                let v = management::configuration(&registry, &r.function, &r.version, &deployed_at);
+                Ok(json_response(StatusCode::OK, v.to_string(), request_id))
+            }
+            (&Method::GET, ["2015-03-31", "functions", name, "aliases"]) => {
+                let r = registry.resolve(&decode(name), None)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    management::list_aliases(&r.function).to_string(),
+                    request_id,
+                ))
+            }
+            (&Method::GET, ["2015-03-31", "functions", name, "versions"]) => {
+                let r = registry.resolve(&decode(name), None)?;
+                let v = management::list_versions(&registry, &r.function, &deployed_at);
+                Ok(json_response(StatusCode::OK, v.to_string(), request_id))
+            }
+            _ => Err(LambdaError::UnknownOperation(format!(
+                "No operation at {} {path}",
+                parts.method
+            ))),
+        }
+    }
+
+    async fn invoke(
+        &self,
+        parts: &http::request::Parts,
+        function_name: &str,
+        qualifier: Option<&str>,
+        body: Bytes,
+        request_id: &str,
+    ) -> Result<Response<Body>, LambdaError> {
+        let h = &parts.headers;
+        let invocation_type = header(h, "x-amz-invocation-type").unwrap_or("RequestResponse");
+        if !matches!(invocation_type, "RequestResponse" | "Event" | "DryRun") {
+            return Err(LambdaError::InvalidParameterValue(format!(
+                "1 validation error detected: Value '{invocation_type}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+            )));
+        }
+        let resolved = self.registry().resolve(function_name, qualifier)?;
+        if invocation_type == "Event" && body.len() > self.cfg.max_async_request {
+            return Err(LambdaError::RequestTooLarge(format!(
+                "Request must be smaller than {} bytes for the InvokeFunction operation",
+                self.cfg.max_async_request
+            )));
+        }
+        if body.len() > MAX_SYNC_REQUEST {
+            return Err(LambdaError::RequestTooLarge(format!(
+                "Request must be smaller than {MAX_SYNC_REQUEST} bytes for the InvokeFunction operation"
+            )));
+        }
+        if !body.is_empty()
+            && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+        {
+            return Err(LambdaError::InvalidRequestContent(format!(
+                "Could not parse request body into json: {e}"
+            )));
+        }
+        if let Some(cc) = header(h, "x-amz-client-context") {
+            let valid = base64::engine::general_purpose::STANDARD
+                .decode(cc)
+                .ok()
+                .is_some_and(|raw| {
+                    serde_json::from_slice::<serde_json::Value>(&raw).is_ok_and(|v| v.is_object())
+                });
+            if !valid {
+                return Err(LambdaError::InvalidParameterValue(
+                    "Client context must be a valid Base64-encoded JSON object.".into(),
+                ));
+            }
+        }
+        let trace_id = header(h, "x-amzn-trace-id").map_or_else(new_trace_id, str::to_string);
+        match invocation_type {
+            "DryRun" => {
+                let mut resp = json_response(StatusCode::NO_CONTENT, String::new(), request_id);
+                resp.headers_mut().remove("content-type");
+                Ok(resp)
+            }
+            "Event" => Err(LambdaError::Service(
+                "asynchronous invocation is not available on this gateway".into(),
+            )),
+            _ => {
+                self.invoke_sync(h, &resolved, body, request_id, &trace_id)
+                    .await
+            }
+        }
+    }
+
+    async fn call_worker(
+        &self,
+        lease: &Lease,
+        h: &HeaderMap,
+        resolved: &Resolved,
+        body: &Bytes,
+        request_id: &str,
+        trace_id: &str,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        let mut builder = Request::post(format!(
+            "http://{}/2015-03-31/functions/function/invocations",
+            lease.worker.addr
+        ))
+        .header("x-lambdock-request-id", request_id)
+        .header("x-lambdock-invoked-function-arn", &resolved.invoked_arn)
+        .header("x-amzn-trace-id", trace_id);
+        for name in ["x-amz-client-context", "x-amz-log-type", "x-amz-tenant-id"] {
+            if let Some(v) = h.get(name) {
+                builder = builder.header(name, v);
+            }
+        }
+        let request = match builder.body(Full::new(body.clone())) {
+            Ok(r) => r,
+            Err(_) => Request::new(Full::new(body.clone())),
+        };
+        self.http.request(request).await
+    }
+
+    async fn invoke_sync(
+        &self,
+        h: &HeaderMap,
+        resolved: &Resolved,
+        body: Bytes,
+        request_id: &str,
+        trace_id: &str,
+    ) -> Result<Response<Body>, LambdaError> {
+        let function = &resolved.function;
+        let started = Instant::now();
+        let mut attempt = 0;
+        let (lease, answer) = loop {
+            attempt += 1;
+            let lease = match self.pools.acquire(function).await {
+                Ok(l) => l,
+                Err(e) => {
+                    if matches!(e, LambdaError::TooManyRequests { .. }) {
+                        self.metrics.throttle(&function.name);
+                    }
+                    return Err(e);
+                }
+            };
+            match self
+                .call_worker(&lease, h, resolved, &body, request_id, trace_id)
+                .await
+            {
+                Ok(answer) => break (lease, answer),
+                // The worker could not be reached at all: nothing ran, so one retry on another.
+                Err(e) if e.is_connect() && attempt == 1 => {
+                    tracing::warn!(request_id, worker = %lease.worker.id, error = %e, "worker unreachable; retrying on another");
+                    self.pools.release(lease, false).await;
+                }
+                Err(e) => {
+                    self.pools.release(lease, false).await;
+                    return Err(LambdaError::ResourceNotReady(format!(
+                        "The function's execution environment could not be reached: {e}"
+                    )));
+                }
+            }
+        };
+        let cold = lease.cold;
+        let (parts, incoming) = answer.into_parts();
+        let payload = match Limited::new(incoming, 8 * 1024 * 1024).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                self.pools.release(lease, false).await;
+                return Err(LambdaError::ResourceNotReady(format!(
+                    "The function's answer was cut short: {e}"
+                )));
+            }
+        };
+        let error_type = header(&parts.headers, "x-lambdock-error-type").map(str::to_string);
+        let healthy = error_type
+            .as_deref()
+            .is_none_or(|t| !SANDBOX_FAILURES.contains(&t));
+        self.pools.release(lease, healthy).await;
+        self.metrics.invocation(
+            &function.name,
+            started.elapsed(),
+            error_type.is_some(),
+            cold,
+        );
+
+        let mut resp = Response::new(Full::new(payload));
+        let out = resp.headers_mut();
+        out.insert(
+            "content-type",
+            parts
+                .headers
+                .get("content-type")
+                .cloned()
+                .unwrap_or(HeaderValue::from_static("application/json")),
+        );
+        for name in ["x-amz-function-error", "x-amz-log-result"] {
+            if let Some(v) = parts.headers.get(name) {
+                out.insert(name, v.clone());
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(&resolved.version) {
+            out.insert("x-amz-executed-version", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            out.insert("x-amzn-requestid", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(trace_id) {
+            out.insert("x-amzn-trace-id", v);
+        }
+        Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_lambdas() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_306_878_954);
+        assert_eq!(humantime_like(t), "2026-12-03T13:27:58.954");
+    }
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        assert_eq!(
+            query_param(Some("Qualifier=%24LATEST&x=1"), "Qualifier").as_deref(),
+            Some("$LATEST")
+        );
+        assert_eq!(query_param(Some("a=b"), "Qualifier"), None);
+    }
+
+    #[test]
+    fn generated_trace_ids_have_xrays_shape() {
+        let t = new_trace_id();
+        assert!(t.starts_with("Root=1-") && t.ends_with(";Sampled=0"), "{t}");
+        assert_eq!(t.len(), "Root=1-".len() + 8 + 1 + 24 + ";Sampled=0".len());
+    }
+}

@@ -1,0 +1,138 @@
+//! The gateway's Prometheus metrics, on `/metrics` of the AWS endpoint.
+
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::pool::PoolStats;
+
+/// The `function` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionLabel {
+    /// Function name.
+    pub function: String,
+}
+
+/// Every metric of the gateway.
+pub struct Metrics {
+    registry: Registry,
+    invocations: Family<FunctionLabel, Counter<u64, AtomicU64>>,
+    errors: Family<FunctionLabel, Counter<u64, AtomicU64>>,
+    throttles: Family<FunctionLabel, Counter<u64, AtomicU64>>,
+    cold_starts: Family<FunctionLabel, Counter<u64, AtomicU64>>,
+    duration: Family<FunctionLabel, Histogram>,
+    workers: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
+    idle: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
+    concurrency_cap: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("lambdock");
+        let m = Metrics {
+            invocations: Family::default(),
+            errors: Family::default(),
+            throttles: Family::default(),
+            cold_starts: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram),
+            workers: Family::default(),
+            idle: Family::default(),
+            concurrency_cap: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "invocations",
+            "Synchronous invocations that reached a worker",
+            m.invocations.clone(),
+        );
+        registry.register(
+            "errors",
+            "Invocations that ended with X-Amz-Function-Error",
+            m.errors.clone(),
+        );
+        registry.register(
+            "throttles",
+            "Invocations refused with TooManyRequestsException",
+            m.throttles.clone(),
+        );
+        registry.register(
+            "cold_starts",
+            "Invocations that had to create their worker",
+            m.cold_starts.clone(),
+        );
+        registry.register(
+            "invocation_duration_seconds",
+            "Time from request to answer",
+            m.duration.clone(),
+        );
+        registry.register("pool_workers", "Workers per function", m.workers.clone());
+        registry.register(
+            "pool_idle_workers",
+            "Idle workers per function",
+            m.idle.clone(),
+        );
+        registry.register(
+            "pool_concurrency_limit",
+            "Concurrency cap per function",
+            m.concurrency_cap.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Records an invocation.
+    pub fn invocation(&self, function: &str, took: Duration, error: bool, cold: bool) {
+        let label = FunctionLabel {
+            function: function.to_string(),
+        };
+        self.invocations.get_or_create(&label).inc();
+        if error {
+            self.errors.get_or_create(&label).inc();
+        }
+        if cold {
+            self.cold_starts.get_or_create(&label).inc();
+        }
+        self.duration
+            .get_or_create(&label)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records a throttle.
+    pub fn throttle(&self, function: &str) {
+        self.throttles
+            .get_or_create(&FunctionLabel {
+                function: function.to_string(),
+            })
+            .inc();
+    }
+
+    /// The text exposition, with pool gauges as of now.
+    pub fn encode(&self, pools: &[PoolStats]) -> String {
+        for p in pools {
+            let label = FunctionLabel {
+                function: p.function.clone(),
+            };
+            self.workers.get_or_create(&label).set(p.total as i64);
+            self.idle.get_or_create(&label).set(p.idle as i64);
+            self.concurrency_cap.get_or_create(&label).set(p.cap as i64);
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

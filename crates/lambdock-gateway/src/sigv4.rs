@@ -1,0 +1,1059 @@
+//! Server-side verification of AWS Signature Version 4 (SigV4) requests.
+//!
+//! The gateway's AWS-compatible endpoint (Lambda `Invoke` and the management
+//! API, service name `lambda`) accepts requests signed by the AWS SDKs and the
+//! AWS CLI. [`Verifier::verify`] recomputes the signature from the request as
+//! it was received and compares it, in constant time, with the one the client
+//! sent. Both forms are supported:
+//!
+//! * the `Authorization` header form:
+//!   `AWS4-HMAC-SHA256 Credential=<AKID>/<yyyymmdd>/<region>/<service>/aws4_request,
+//!   SignedHeaders=<h1;h2;…>, Signature=<64 hex>`;
+//! * the presigned (query string) form with `X-Amz-Algorithm`,
+//!   `X-Amz-Credential`, `X-Amz-Date`, `X-Amz-Expires` (at most 604800),
+//!   `X-Amz-SignedHeaders`, `X-Amz-Signature` and an optional
+//!   `X-Amz-Security-Token`.
+//!
+//! # The double-encoding trap
+//!
+//! The most common interoperability bug in SigV4 servers is the canonical URI.
+//! An SDK builds the request path by percent-encoding each label once, so
+//! invoking `arn:aws:lambda:us-east-1:123456789012:function:foo` puts
+//! `/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Afoo/invocations`
+//! on the wire. For every service except S3 the signer then URI-encodes that
+//! *already encoded* path a second time when it builds the canonical request,
+//! so `%3A` becomes `%253A`. The server must therefore take the path exactly as
+//! received (never the decoded path a router hands out), normalise it (drop
+//! `.`/`..` segments and empty segments from duplicate slashes; an empty path
+//! is `/`) and encode it again, segment by segment, leaving only the RFC 3986
+//! unreserved characters `A-Z a-z 0-9 - _ . ~` (and the `/` separators) as
+//! they are. Decoding first, or encoding only once, makes every request whose
+//! path contains a `%` (function ARNs, qualified names, aliases) fail with a
+//! signature mismatch while plain names keep working — which is why the bug
+//! hides so well. Only for service `s3` is the wire path (already encoded
+//! once) used as is, without normalisation.
+//!
+//! Query strings are different: each name and value is decoded from the wire
+//! (a raw `+` is a space, `%2B` is a literal `+`) and re-encoded exactly once
+//! with the same unreserved set (a space becomes `%20`), then the pairs are
+//! sorted by encoded name, then encoded value.
+//!
+//! # The clock-skew rule
+//!
+//! The request time comes from `X-Amz-Date` (`YYYYMMDD'T'HHMMSS'Z'`; a header,
+//! or the query parameter for presigned requests) or else from the `Date`
+//! header (RFC 1123). The date in the credential scope must equal its date
+//! part. A header-signed request is rejected when it is more than the allowed
+//! skew (5 minutes by default, see [`Verifier::with_max_skew`]) away from the
+//! server's clock in either direction, with AWS's message, e.g.
+//! `Signature expired: 20190430T075732Z is now earlier than 20190430T105409Z (20190430T105909Z - 5 min.)`
+//! (or `... is now later than ... (... + 5 min.)` for a request from the
+//! future). Presigned requests are valid from their `X-Amz-Date` (less the
+//! skew) until `X-Amz-Date + X-Amz-Expires`.
+//!
+//! # Choices worth knowing
+//!
+//! * `host` must be among the signed headers; a request that does not sign it
+//!   is rejected with [`SigV4Error::IncompleteSignature`] before any signature
+//!   is computed. When no `Host` header is present (HTTP/2) the authority of
+//!   the request URI is used as its value.
+//! * The payload hash is the SHA-256 of the body, unless `x-amz-content-sha256`
+//!   is signed: then `UNSIGNED-PAYLOAD` is taken as is, and a hex digest is
+//!   used only if it is the body's actual digest (otherwise the real digest is
+//!   used, so a swapped body is still a signature mismatch). Presigned requests
+//!   use `UNSIGNED-PAYLOAD`; the SHA-256 of the body is accepted as well,
+//!   because botocore's `SigV4QueryAuth` (non-S3 presigning, e.g. `aws
+//!   lambda` or EKS-style tokens) hashes the (empty) body instead.
+//! * Signing keys are derived per request (four HMAC-SHA256 operations, about
+//!   a microsecond); nothing is cached, so a rotated secret takes effect at
+//!   once and no derived keys linger in memory.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, utf8_percent_encode};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The only algorithm SigV4 verification accepts.
+pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// The credential scope terminator.
+const TERMINATOR: &str = "aws4_request";
+/// The payload hash placeholder for unsigned bodies.
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+/// The longest validity of a presigned request (7 days), in seconds.
+pub const MAX_PRESIGNED_EXPIRES: u64 = 604_800;
+/// The default allowed clock skew between client and server.
+pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(5 * 60);
+
+const X_AMZ_ALGORITHM: &str = "X-Amz-Algorithm";
+const X_AMZ_CREDENTIAL: &str = "X-Amz-Credential";
+const X_AMZ_DATE: &str = "X-Amz-Date";
+const X_AMZ_EXPIRES: &str = "X-Amz-Expires";
+const X_AMZ_SIGNED_HEADERS: &str = "X-Amz-SignedHeaders";
+const X_AMZ_SIGNATURE: &str = "X-Amz-Signature";
+const X_AMZ_SECURITY_TOKEN: &str = "X-Amz-Security-Token";
+const CONTENT_SHA256: &str = "x-amz-content-sha256";
+
+/// Everything but the RFC 3986 unreserved characters gets `%XX` (uppercase).
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Secret lookup: access key id → secret access key (and an optional session
+/// token that must match `X-Amz-Security-Token` when present).
+pub trait Credentials: Send + Sync {
+    /// The secret access key of `access_key_id`, or `None` when the key is
+    /// unknown (the request then fails with [`SigV4Error::UnrecognizedClient`]).
+    fn secret(&self, access_key_id: &str) -> Option<String>;
+
+    /// The session token bound to `access_key_id`, if any.
+    ///
+    /// When this returns `Some`, the request must carry the same token in
+    /// `X-Amz-Security-Token` (header, or query parameter when presigned),
+    /// otherwise it fails with [`SigV4Error::UnrecognizedClient`]. The default
+    /// returns `None`: tokens sent by clients are then not checked (they are
+    /// still covered by the signature when the client signed them).
+    fn session_token(&self, access_key_id: &str) -> Option<String> {
+        let _ = access_key_id;
+        None
+    }
+}
+
+/// A plain map from access key id to secret access key (no session tokens).
+impl<S: BuildHasher + Send + Sync> Credentials for HashMap<String, String, S> {
+    fn secret(&self, access_key_id: &str) -> Option<String> {
+        self.get(access_key_id).cloned()
+    }
+}
+
+impl<T: Credentials + ?Sized> Credentials for Arc<T> {
+    fn secret(&self, access_key_id: &str) -> Option<String> {
+        (**self).secret(access_key_id)
+    }
+    fn session_token(&self, access_key_id: &str) -> Option<String> {
+        (**self).session_token(access_key_id)
+    }
+}
+
+impl<T: Credentials + ?Sized> Credentials for &T {
+    fn secret(&self, access_key_id: &str) -> Option<String> {
+        (**self).secret(access_key_id)
+    }
+    fn session_token(&self, access_key_id: &str) -> Option<String> {
+        (**self).session_token(access_key_id)
+    }
+}
+
+/// Verifies SigV4-signed requests for one service against a credential store.
+///
+/// `Debug` never prints the credentials.
+#[derive(Clone)]
+pub struct Verifier<C> {
+    credentials: C,
+    service: String,
+    max_skew: Duration,
+}
+
+impl<C> fmt::Debug for Verifier<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("credentials", &"<redacted>")
+            .field("service", &self.service)
+            .field("max_skew", &self.max_skew)
+            .finish()
+    }
+}
+
+/// Who signed a verified request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The access key id from the credential scope.
+    pub access_key_id: String,
+    /// The region from the credential scope (any region string is accepted).
+    pub region: String,
+}
+
+/// Why a request failed verification. `Display` gives the message AWS would
+/// send; [`code`](SigV4Error::code) and [`status`](SigV4Error::status) give the
+/// Lambda API error type and HTTP status.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SigV4Error {
+    /// Neither an `Authorization` header nor SigV4 query parameters.
+    #[error("Missing Authentication Token")]
+    MissingAuthenticationToken,
+    /// A malformed `Authorization` header or credential, or missing parts; the
+    /// message names what is wrong.
+    #[error("{0}")]
+    IncompleteSignature(String),
+    /// Unknown access key id (or a session token that does not match).
+    #[error("The security token included in the request is invalid.")]
+    UnrecognizedClient,
+    /// The signature differs from the one computed by the server, which shows
+    /// the canonical request and string to sign it used.
+    #[error(
+        "The request signature we calculated does not match the signature you provided. \
+         Check your AWS Secret Access Key and signing method. Consult the service documentation \
+         for details.\n\nThe Canonical String for this request should have been\n\
+         '{canonical_request}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n"
+    )]
+    SignatureDoesNotMatch {
+        /// The canonical request the server computed.
+        canonical_request: String,
+        /// The string to sign the server computed.
+        string_to_sign: String,
+    },
+    /// The request time is too far from the server's clock, or a presigned
+    /// request has expired.
+    #[error("{0}")]
+    SignatureExpired(String),
+    /// The credential scope is wrong: service, terminator, region or date.
+    #[error("{0}")]
+    InvalidSignatureScope(String),
+}
+
+impl SigV4Error {
+    /// The AWS error code for `x-amzn-ErrorType` on the Lambda API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SigV4Error::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            SigV4Error::IncompleteSignature(_) => "IncompleteSignatureException",
+            SigV4Error::UnrecognizedClient => "UnrecognizedClientException",
+            SigV4Error::SignatureDoesNotMatch { .. }
+            | SigV4Error::SignatureExpired(_)
+            | SigV4Error::InvalidSignatureScope(_) => "InvalidSignatureException",
+        }
+    }
+
+    /// The HTTP status: 403 for every error on the Lambda API.
+    pub fn status(&self) -> u16 {
+        403
+    }
+}
+
+/// What the request claims, parsed from either form.
+struct Claim {
+    presigned: bool,
+    access_key_id: String,
+    scope_date: String,
+    region: String,
+    service: String,
+    /// Lowercase, sorted, deduplicated.
+    signed_headers: Vec<String>,
+    /// Lowercased as received.
+    signature: String,
+    /// The request time, whole seconds since the epoch.
+    time: i64,
+    /// Validity in seconds (presigned only).
+    expires: Option<u64>,
+    security_token: Option<String>,
+}
+
+impl<C: Credentials> Verifier<C> {
+    /// A verifier for `service` (e.g. `"lambda"`) with a maximum clock skew of
+    /// 5 minutes.
+    pub fn new(credentials: C, service: impl Into<String>) -> Self {
+        Verifier {
+            credentials,
+            service: service.into(),
+            max_skew: DEFAULT_MAX_SKEW,
+        }
+    }
+
+    /// Sets the largest allowed distance between the request time and `now`.
+    pub fn with_max_skew(mut self, skew: Duration) -> Self {
+        self.max_skew = skew;
+        self
+    }
+
+    /// Verifies a request. `parts` as received (path and query exactly as on
+    /// the wire), `body` the full body, `now` the server's clock.
+    pub fn verify(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Identity, SigV4Error> {
+        let raw_query = parts.uri.query().unwrap_or("");
+        let query = parse_query(raw_query);
+
+        let claim = self.parse_claim(parts, &query)?;
+        self.check_scope(&claim)?;
+        if !claim.signed_headers.iter().any(|h| h == "host") {
+            return Err(SigV4Error::IncompleteSignature(
+                "Signed headers must include 'host': the 'host' header must be signed.".into(),
+            ));
+        }
+        self.check_time(&claim, now)?;
+
+        let secret = self
+            .credentials
+            .secret(&claim.access_key_id)
+            .ok_or(SigV4Error::UnrecognizedClient)?;
+        if let Some(expected) = self.credentials.session_token(&claim.access_key_id) {
+            let ok = claim
+                .security_token
+                .as_deref()
+                .is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.as_bytes())));
+            if !ok {
+                return Err(SigV4Error::UnrecognizedClient);
+            }
+        }
+
+        // Everything of the canonical request but the payload hash.
+        let mut head = Vec::with_capacity(512);
+        head.extend_from_slice(parts.method.as_str().as_bytes());
+        head.push(b'\n');
+        head.extend_from_slice(canonical_uri(parts.uri.path(), &self.service).as_bytes());
+        head.push(b'\n');
+        head.extend_from_slice(canonical_query(&query, claim.presigned).as_bytes());
+        head.push(b'\n');
+        for name in &claim.signed_headers {
+            head.extend_from_slice(name.as_bytes());
+            head.push(b':');
+            head.extend_from_slice(&canonical_header_value(parts, name));
+            head.push(b'\n');
+        }
+        head.push(b'\n');
+        head.extend_from_slice(claim.signed_headers.join(";").as_bytes());
+        head.push(b'\n');
+
+        let amz_date = format_amz_date(claim.time);
+        let scope = format!(
+            "{}/{}/{}/{TERMINATOR}",
+            claim.scope_date, claim.region, claim.service
+        );
+        let signing_key = signing_key(&secret, &claim.scope_date, &claim.region, &claim.service);
+
+        let mut first: Option<(Vec<u8>, String)> = None;
+        for payload_hash in payload_hashes(parts, body, &claim) {
+            let mut canonical = head.clone();
+            canonical.extend_from_slice(payload_hash.as_bytes());
+            let string_to_sign = format!(
+                "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+                hex::encode(Sha256::digest(&canonical))
+            );
+            let expected = hex::encode(hmac_sha256(&signing_key, string_to_sign.as_bytes()));
+            if bool::from(expected.as_bytes().ct_eq(claim.signature.as_bytes())) {
+                return Ok(Identity {
+                    access_key_id: claim.access_key_id,
+                    region: claim.region,
+                });
+            }
+            if first.is_none() {
+                first = Some((canonical, string_to_sign));
+            }
+        }
+        let (canonical, string_to_sign) = first.unwrap_or_default();
+        Err(SigV4Error::SignatureDoesNotMatch {
+            canonical_request: String::from_utf8_lossy(&canonical).into_owned(),
+            string_to_sign,
+        })
+    }
+
+    fn parse_claim(
+        &self,
+        parts: &http::request::Parts,
+        query: &[QueryParam],
+    ) -> Result<Claim, SigV4Error> {
+        let mut auth_headers = parts.headers.get_all(http::header::AUTHORIZATION).iter();
+        let auth = auth_headers.next();
+        if auth.is_some() && auth_headers.next().is_some() {
+            return Err(SigV4Error::IncompleteSignature(
+                "Only one Authorization header is allowed.".into(),
+            ));
+        }
+        // Any of these marks an attempt at the presigned form.
+        let presigned = query.iter().any(|p| {
+            matches!(
+                p.name.as_slice(),
+                b"X-Amz-Algorithm" | b"X-Amz-Credential" | b"X-Amz-Signature"
+            )
+        });
+        match (auth, presigned) {
+            (None, false) => Err(SigV4Error::MissingAuthenticationToken),
+            (Some(_), true) => Err(SigV4Error::IncompleteSignature(
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or \
+                 the Authorization header should be specified."
+                    .into(),
+            )),
+            (Some(value), false) => parse_header_claim(parts, value),
+            (None, true) => parse_query_claim(query),
+        }
+    }
+
+    fn check_scope(&self, claim: &Claim) -> Result<(), SigV4Error> {
+        if claim.service != self.service {
+            return Err(SigV4Error::InvalidSignatureScope(format!(
+                "Credential should be scoped to correct service: '{}'.",
+                self.service
+            )));
+        }
+        if claim.region.is_empty() {
+            return Err(SigV4Error::InvalidSignatureScope(
+                "Credential should be scoped to a valid region.".into(),
+            ));
+        }
+        let amz_date = format_amz_date(claim.time);
+        if claim.scope_date != amz_date[..8] {
+            return Err(SigV4Error::InvalidSignatureScope(format!(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date \
+                 from HTTP: '{}' != '{}', from '{}'.",
+                claim.scope_date,
+                &amz_date[..8],
+                amz_date
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_time(&self, claim: &Claim, now: SystemTime) -> Result<(), SigV4Error> {
+        let signed_at = epoch_to_system_time(claim.time);
+        let now_str = format_amz_date(system_time_to_epoch(now));
+        let skew = fmt_duration(self.max_skew);
+        // From the future: never more than the skew, for either form.
+        if let Ok(ahead) = signed_at.duration_since(now) {
+            if ahead > self.max_skew {
+                let limit = system_time_to_epoch(now.checked_add(self.max_skew).unwrap_or(now));
+                return Err(SigV4Error::SignatureExpired(format!(
+                    "Signature expired: {} is now later than {} ({now_str} + {skew})",
+                    format_amz_date(claim.time),
+                    format_amz_date(limit),
+                )));
+            }
+            return Ok(());
+        }
+        let behind = now.duration_since(signed_at).unwrap_or_default();
+        match claim.expires {
+            Some(expires) => {
+                if behind > Duration::from_secs(expires) {
+                    let end = claim
+                        .time
+                        .saturating_add(i64::try_from(expires).unwrap_or(0));
+                    return Err(SigV4Error::SignatureExpired(format!(
+                        "Signature expired: {} ({} + {expires} sec.) is now earlier than {now_str}",
+                        format_amz_date(end),
+                        format_amz_date(claim.time),
+                    )));
+                }
+            }
+            None => {
+                if behind > self.max_skew {
+                    let limit = system_time_to_epoch(now.checked_sub(self.max_skew).unwrap_or(now));
+                    return Err(SigV4Error::SignatureExpired(format!(
+                        "Signature expired: {} is now earlier than {} ({now_str} - {skew})",
+                        format_amz_date(claim.time),
+                        format_amz_date(limit),
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`.
+fn parse_header_claim(
+    parts: &http::request::Parts,
+    value: &http::HeaderValue,
+) -> Result<Claim, SigV4Error> {
+    let value = value.to_str().map_err(|_| {
+        SigV4Error::IncompleteSignature(
+            "Authorization header contains characters that are not visible ASCII.".into(),
+        )
+    })?;
+    let value = value.trim();
+    let (algorithm, rest) = value
+        .split_once(|c: char| c == ' ' || c == '\t')
+        .unwrap_or((value, ""));
+    if algorithm != ALGORITHM {
+        return Err(SigV4Error::IncompleteSignature(format!(
+            "Unsupported Authorization algorithm; only '{ALGORITHM}' is accepted."
+        )));
+    }
+
+    let mut credential = None;
+    let mut signed_headers = None;
+    let mut signature = None;
+    for component in rest.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        let Some((key, val)) = component.split_once('=') else {
+            return Err(SigV4Error::IncompleteSignature(format!(
+                "'{component}' not a valid key=value pair (missing equal-sign) in Authorization \
+                 header."
+            )));
+        };
+        let slot = match key.trim() {
+            "Credential" => &mut credential,
+            "SignedHeaders" => &mut signed_headers,
+            "Signature" => &mut signature,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(SigV4Error::IncompleteSignature(format!(
+                "Authorization header has more than one '{}' parameter.",
+                key.trim()
+            )));
+        }
+        *slot = Some(val.trim()).filter(|v| !v.is_empty());
+    }
+
+    let date = header_date(parts);
+    let mut missing = String::new();
+    for (name, present) in [
+        ("Credential", credential.is_some()),
+        ("Signature", signature.is_some()),
+        ("SignedHeaders", signed_headers.is_some()),
+    ] {
+        if !present {
+            missing.push_str(&format!(
+                "Authorization header requires '{name}' parameter. "
+            ));
+        }
+    }
+    if matches!(date, HeaderDate::Missing) {
+        missing.push_str(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ",
+        );
+    }
+    let (Some(credential), Some(signed_headers), Some(signature)) =
+        (credential, signed_headers, signature)
+    else {
+        return Err(SigV4Error::IncompleteSignature(
+            missing.trim_end().to_owned(),
+        ));
+    };
+    let time = match date {
+        HeaderDate::Parsed(t) => t,
+        HeaderDate::Missing => {
+            return Err(SigV4Error::IncompleteSignature(
+                missing.trim_end().to_owned(),
+            ));
+        }
+        HeaderDate::Invalid(msg) => return Err(SigV4Error::IncompleteSignature(msg)),
+    };
+
+    let (access_key_id, scope_date, region, service) = parse_credential(credential)?;
+    let security_token = parts
+        .headers
+        .get(X_AMZ_SECURITY_TOKEN)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned());
+    Ok(Claim {
+        presigned: false,
+        access_key_id,
+        scope_date,
+        region,
+        service,
+        signed_headers: parse_signed_headers(signed_headers)?,
+        signature: signature.to_ascii_lowercase(),
+        time,
+        expires: None,
+        security_token,
+    })
+}
+
+enum HeaderDate {
+    Parsed(i64),
+    Missing,
+    Invalid(String),
+}
+
+/// The request time from `X-Amz-Date`, else from `Date`.
+fn header_date(parts: &http::request::Parts) -> HeaderDate {
+    if let Some(v) = parts.headers.get(X_AMZ_DATE) {
+        let s = v.to_str().unwrap_or("").trim();
+        return match parse_amz_date(s) {
+            Some(t) => HeaderDate::Parsed(t),
+            None => HeaderDate::Invalid(format!(
+                "Date must be in ISO-8601 'basic format' (yyyyMMdd'T'HHmmss'Z'); got '{s}' in \
+                 the X-Amz-Date header."
+            )),
+        };
+    }
+    if let Some(v) = parts.headers.get(http::header::DATE) {
+        let s = v.to_str().unwrap_or("").trim();
+        return match parse_http_date(s) {
+            Some(t) => HeaderDate::Parsed(t),
+            None => HeaderDate::Invalid(format!(
+                "Date header must be in RFC 1123 format (e.g. 'Tue, 30 Apr 2019 10:54:09 GMT'); \
+                 got '{s}'."
+            )),
+        };
+    }
+    HeaderDate::Missing
+}
+
+/// Parses the presigned form from the query parameters.
+fn parse_query_claim(query: &[QueryParam]) -> Result<Claim, SigV4Error> {
+    let get = |name: &str| -> Result<Option<String>, SigV4Error> {
+        let mut found = query.iter().filter(|p| p.name == name.as_bytes());
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(SigV4Error::IncompleteSignature(format!(
+                "Query-string parameter '{name}' must appear only once."
+            )));
+        }
+        first
+            .map(|p| {
+                String::from_utf8(p.value.clone()).map_err(|_| {
+                    SigV4Error::IncompleteSignature(format!(
+                        "Query-string parameter '{name}' is not valid UTF-8."
+                    ))
+                })
+            })
+            .transpose()
+            .map(|v| v.filter(|v| !v.is_empty()))
+    };
+    let algorithm = get(X_AMZ_ALGORITHM)?;
+    let credential = get(X_AMZ_CREDENTIAL)?;
+    let signature = get(X_AMZ_SIGNATURE)?;
+    let date = get(X_AMZ_DATE)?;
+    let signed_headers = get(X_AMZ_SIGNED_HEADERS)?;
+    let expires = get(X_AMZ_EXPIRES)?;
+    let security_token = get(X_AMZ_SECURITY_TOKEN)?;
+
+    let (
+        Some(algorithm),
+        Some(credential),
+        Some(signature),
+        Some(date),
+        Some(signed_headers),
+        Some(expires),
+    ) = (
+        &algorithm,
+        &credential,
+        &signature,
+        &date,
+        &signed_headers,
+        &expires,
+    )
+    else {
+        let missing: Vec<String> = [
+            (X_AMZ_ALGORITHM, algorithm.is_none()),
+            (X_AMZ_CREDENTIAL, credential.is_none()),
+            (X_AMZ_SIGNATURE, signature.is_none()),
+            (X_AMZ_DATE, date.is_none()),
+            (X_AMZ_SIGNED_HEADERS, signed_headers.is_none()),
+            (X_AMZ_EXPIRES, expires.is_none()),
+        ]
+        .into_iter()
+        .filter(|(_, absent)| *absent)
+        .map(|(name, _)| format!("'{name}'"))
+        .collect();
+        return Err(SigV4Error::IncompleteSignature(format!(
+            "AWS query-string parameters must include {}. Re-examine the query-string parameters.",
+            missing.join(", ")
+        )));
+    };
+    if algorithm != ALGORITHM {
+        return Err(SigV4Error::IncompleteSignature(format!(
+            "X-Amz-Algorithm only supports '{ALGORITHM}'."
+        )));
+    }
+    let time = parse_amz_date(date).ok_or_else(|| {
+        SigV4Error::IncompleteSignature(format!(
+            "X-Amz-Date must be in the ISO-8601 'basic format' (yyyyMMdd'T'HHmmss'Z'); got '{date}'."
+        ))
+    })?;
+    let expires = expires
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| expires.parse::<u64>().ok())
+        .flatten()
+        .ok_or_else(|| {
+            SigV4Error::IncompleteSignature(
+                "X-Amz-Expires should be a number of seconds.".to_owned(),
+            )
+        })?;
+    if expires > MAX_PRESIGNED_EXPIRES {
+        return Err(SigV4Error::IncompleteSignature(format!(
+            "X-Amz-Expires must be less than a week (in seconds) that is {MAX_PRESIGNED_EXPIRES}."
+        )));
+    }
+    let (access_key_id, scope_date, region, service) = parse_credential(credential)?;
+    Ok(Claim {
+        presigned: true,
+        access_key_id,
+        scope_date,
+        region,
+        service,
+        signed_headers: parse_signed_headers(signed_headers)?,
+        signature: signature.to_ascii_lowercase(),
+        time,
+        expires: Some(expires),
+        security_token,
+    })
+}
+
+/// `<AKID>/<yyyymmdd>/<region>/<service>/aws4_request` → (akid, date, region, service).
+fn parse_credential(credential: &str) -> Result<(String, String, String, String), SigV4Error> {
+    let elements: Vec<&str> = credential.split('/').collect();
+    let [akid, date, region, service, terminator] = elements.as_slice() else {
+        return Err(SigV4Error::IncompleteSignature(format!(
+            "Credential must have exactly 5 slash-delimited elements, e.g. \
+             keyid/date/region/service/term, got '{credential}'."
+        )));
+    };
+    if akid.is_empty() {
+        return Err(SigV4Error::IncompleteSignature(
+            "Credential must name an access key id.".into(),
+        ));
+    }
+    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(SigV4Error::InvalidSignatureScope(format!(
+            "Credential should be scoped to a valid date (yyyyMMdd), not '{date}'."
+        )));
+    }
+    if *terminator != TERMINATOR {
+        return Err(SigV4Error::InvalidSignatureScope(format!(
+            "Credential should be scoped with a valid terminator: '{TERMINATOR}', not \
+             '{terminator}'."
+        )));
+    }
+    Ok((
+        (*akid).to_owned(),
+        (*date).to_owned(),
+        (*region).to_owned(),
+        (*service).to_owned(),
+    ))
+}
+
+/// `h1;h2;…` → lowercase, sorted, deduplicated names.
+fn parse_signed_headers(value: &str) -> Result<Vec<String>, SigV4Error> {
+    let mut names = Vec::new();
+    for name in value.split(';') {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(SigV4Error::IncompleteSignature(format!(
+                "SignedHeaders '{value}' contains an empty header name."
+            )));
+        }
+        names.push(name.to_ascii_lowercase());
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// One query parameter: decoded name and value (bytes) and their canonical encodings.
+struct QueryParam {
+    name: Vec<u8>,
+    value: Vec<u8>,
+    enc_name: String,
+    enc_value: String,
+}
+
+/// Splits the raw query on `&` (empty pieces skipped) and `=`; a raw `+` is a space.
+fn parse_query(raw: &str) -> Vec<QueryParam> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = decode_query_component(name);
+            let value = decode_query_component(value);
+            QueryParam {
+                enc_name: encode_unreserved(&name),
+                enc_value: encode_unreserved(&value),
+                name,
+                value,
+            }
+        })
+        .collect()
+}
+
+fn decode_query_component(s: &str) -> Vec<u8> {
+    let plus_as_space = s.replace('+', " ");
+    percent_decode(plus_as_space.as_bytes()).collect()
+}
+
+fn encode_unreserved(bytes: &[u8]) -> String {
+    percent_encoding::percent_encode(bytes, UNRESERVED).to_string()
+}
+
+/// Sorted `name=value` pairs joined by `&` (without `X-Amz-Signature` when presigned).
+fn canonical_query(params: &[QueryParam], presigned: bool) -> String {
+    let mut pairs: Vec<(&str, &str)> = params
+        .iter()
+        .filter(|p| !(presigned && p.name == X_AMZ_SIGNATURE.as_bytes()))
+        .map(|p| (p.enc_name.as_str(), p.enc_value.as_str()))
+        .collect();
+    pairs.sort_unstable();
+    let mut out = String::new();
+    for (i, (name, value)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(name);
+        out.push('=');
+        out.push_str(value);
+    }
+    out
+}
+
+/// The canonical URI of the wire path: for `s3` as is (already encoded once);
+/// otherwise normalised and encoded again, segment by segment.
+fn canonical_uri(path: &str, service: &str) -> String {
+    if service == "s3" {
+        return if path.is_empty() {
+            "/".into()
+        } else {
+            path.into()
+        };
+    }
+    normalize_path(path)
+        .split('/')
+        .map(|segment| utf8_percent_encode(segment, UNRESERVED).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// RFC 3986 §5.2.4 dot-segment removal plus removal of empty segments
+/// (duplicate slashes); the result is absolute and keeps a trailing slash.
+fn normalize_path(path: &str) -> String {
+    if path.is_empty() {
+        return "/".into();
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let mut out = String::with_capacity(path.len() + 1);
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    let trailing =
+        ["/", "/.", "/.."].iter().any(|s| path.ends_with(s)) || path == "." || path == "..";
+    if out.is_empty() || trailing {
+        out.push('/');
+    }
+    out
+}
+
+/// `value1,value2,…` for a signed header: each value trimmed, runs of spaces collapsed.
+fn canonical_header_value(parts: &http::request::Parts, name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut any = false;
+    for (i, value) in parts.headers.get_all(name).iter().enumerate() {
+        any = true;
+        if i > 0 {
+            out.push(b',');
+        }
+        trim_all(value.as_bytes(), &mut out);
+    }
+    if !any && name == "host" {
+        if let Some(authority) = parts.uri.authority() {
+            out.extend_from_slice(authority.as_str().as_bytes());
+        }
+    }
+    out
+}
+
+fn trim_all(value: &[u8], out: &mut Vec<u8>) {
+    let mut pending_space = false;
+    let mut started = false;
+    for &b in value {
+        if b == b' ' {
+            pending_space = started;
+        } else {
+            if pending_space {
+                out.push(b' ');
+                pending_space = false;
+            }
+            out.push(b);
+            started = true;
+        }
+    }
+}
+
+/// The payload hashes to try, the preferred one first (see the module docs).
+fn payload_hashes(parts: &http::request::Parts, body: &[u8], claim: &Claim) -> Vec<String> {
+    let body_hash = || hex::encode(Sha256::digest(body));
+    let declared = claim
+        .signed_headers
+        .iter()
+        .any(|h| h == CONTENT_SHA256)
+        .then(|| parts.headers.get(CONTENT_SHA256))
+        .flatten()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
+    match declared {
+        Some(v) if v == UNSIGNED_PAYLOAD => vec![v],
+        Some(v) => {
+            let actual = body_hash();
+            if v.len() == 64 && v.eq_ignore_ascii_case(&actual) {
+                vec![v]
+            } else {
+                vec![actual]
+            }
+        }
+        None if claim.presigned => vec![UNSIGNED_PAYLOAD.to_owned(), body_hash()],
+        None => vec![body_hash()],
+    }
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request").
+fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    let k_date = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    let k_region = hmac_sha256(&k_date, region.as_bytes());
+    let k_service = hmac_sha256(&k_region, service.as_bytes());
+    hmac_sha256(&k_service, TERMINATOR.as_bytes())
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs % 60 == 0 && secs > 0 {
+        format!("{} min.", secs / 60)
+    } else {
+        format!("{secs} sec.")
+    }
+}
+
+// ---- time helpers (UTC, proleptic Gregorian) ----
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+fn to_epoch(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<i64> {
+    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59
+    {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + i64::from(h * 3600 + mi * 60 + s))
+}
+
+fn digits(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `YYYYMMDD'T'HHMMSS'Z'` → seconds since the epoch.
+fn parse_amz_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    to_epoch(
+        i64::from(digits(s.get(0..4)?)?),
+        digits(s.get(4..6)?)?,
+        digits(s.get(6..8)?)?,
+        digits(s.get(9..11)?)?,
+        digits(s.get(11..13)?)?,
+        digits(s.get(13..15)?)?,
+    )
+}
+
+/// RFC 1123 `Tue, 30 Apr 2019 10:54:09 GMT` → seconds since the epoch.
+fn parse_http_date(s: &str) -> Option<i64> {
+    let (_weekday, rest) = s.split_once(',')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let [day, month, year, time, zone] = fields.as_slice() else {
+        return None;
+    };
+    if (*zone != "GMT" && *zone != "UTC") || year.len() != 4 || day.len() > 2 {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as u32 + 1;
+    let hms: Vec<&str> = time.split(':').collect();
+    let [h, mi, sec] = hms.as_slice() else {
+        return None;
+    };
+    if h.len() != 2 || mi.len() != 2 || sec.len() != 2 {
+        return None;
+    }
+    to_epoch(
+        i64::from(digits(year)?),
+        month,
+        digits(day)?,
+        digits(h)?,
+        digits(mi)?,
+        digits(sec)?,
+    )
+}
+
+/// Seconds since the epoch → `YYYYMMDD'T'HHMMSS'Z'`.
+fn format_amz_date(t: i64) -> String {
+    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+    let secs = t.rem_euclid(86_400);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+fn system_time_to_epoch(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => {
+            let d = e.duration();
+            let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            // Round towards negative infinity.
+            -secs - i64::from(d.subsec_nanos() > 0)
+        }
+    }
+}
+
+fn epoch_to_system_time(t: i64) -> SystemTime {
+    let magnitude = Duration::from_secs(t.unsigned_abs());
+    if t >= 0 {
+        UNIX_EPOCH.checked_add(magnitude)
+    } else {
+        UNIX_EPOCH.checked_sub(magnitude)
+    }
+    .unwrap_or(UNIX_EPOCH)
+}

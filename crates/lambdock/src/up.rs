@@ -1,0 +1,274 @@
+//! `lambdock up` (gateway and an in-process agent on one machine) and `lambdock gateway` (a
+//! gateway over a separate agent).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use lambdock_agent::backend::Backend;
+use lambdock_agent::backend::process::{ProcessBackend, ProcessConfig};
+use lambdock_agent::backend::runtimes::RuntimeTable;
+use lambdock_agent::metrics::Metrics as AgentMetrics;
+use lambdock_agent::service::AgentService;
+use lambdock_gateway::gateway::{Gateway, GatewayConfig};
+use lambdock_gateway::pool::{PoolConfig, Pools};
+use lambdock_proto::MAX_MESSAGE_BYTES;
+use lambdock_proto::agent::agent_client::AgentClient;
+use lambdock_proto::agent::{ListWorkersRequest, WorkerRef};
+use lambdock_template::manifest::Manifest;
+use tonic::transport::Channel;
+
+/// The gateway's options, shared by `up` and `gateway`.
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    /// Deployment manifest (JSON) to serve.
+    #[arg(long, short = 'm', env = "LAMBDOCK_MANIFEST")]
+    manifest: PathBuf,
+    /// Address the endpoints listen on.
+    #[arg(long, env = "LAMBDOCK_HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// AWS endpoint port (Lambda Invoke and management API, /metrics).
+    #[arg(long, env = "LAMBDOCK_AWS_PORT", default_value_t = 3001)]
+    aws_port: u16,
+    /// State directory.
+    #[arg(long, env = "LAMBDOCK_DATA_DIR", default_value = ".lambdock")]
+    data_dir: PathBuf,
+    /// Region in ARNs and signatures.
+    #[arg(long, env = "LAMBDOCK_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Account id in ARNs.
+    #[arg(long, env = "LAMBDOCK_ACCOUNT_ID", default_value = "123456789012")]
+    account_id: String,
+    /// Access key callers sign with.
+    #[arg(long, env = "LAMBDOCK_ACCESS_KEY", default_value = "lambdock")]
+    access_key: String,
+    /// Its secret.
+    #[arg(long, env = "LAMBDOCK_SECRET_KEY", default_value = "lambdock-secret")]
+    secret_key: String,
+    /// Turn SigV4 verification off (local use only).
+    #[arg(long)]
+    no_auth: bool,
+    /// Concurrency of a function without reserved concurrency.
+    #[arg(long, env = "LAMBDOCK_DEFAULT_CONCURRENCY", default_value_t = 10)]
+    default_concurrency: usize,
+    /// Seconds a caller over a function's concurrency waits before it is throttled.
+    #[arg(long, env = "LAMBDOCK_ACQUIRE_TIMEOUT", default_value_t = 10.0)]
+    acquire_timeout: f64,
+    /// Seconds an idle worker lives (scale to zero).
+    #[arg(long, env = "LAMBDOCK_IDLE_TIMEOUT", default_value_t = 300.0)]
+    idle_timeout: f64,
+    /// Largest asynchronous (Event) payload, bytes.
+    #[arg(long, env = "LAMBDOCK_MAX_ASYNC_PAYLOAD", default_value_t = 1024 * 1024)]
+    max_async_payload: usize,
+}
+
+/// Options of `lambdock up`.
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    gateway: GatewayArgs,
+    /// The lambdock-rie binary (default: next to this binary).
+    #[arg(long, env = "LAMBDOCK_RIE")]
+    rie: Option<PathBuf>,
+    /// Python interpreter with awslambdaric and boto3.
+    #[arg(long, env = "LAMBDOCK_PYTHON")]
+    python: Option<PathBuf>,
+    /// Run workers as plain processes even as root.
+    #[arg(long)]
+    no_isolation: bool,
+}
+
+/// Options of `lambdock gateway`.
+#[derive(Args, Debug)]
+pub struct GatewayOnlyArgs {
+    #[command(flatten)]
+    gateway: GatewayArgs,
+    /// The agent's gRPC address.
+    #[arg(long, env = "LAMBDOCK_AGENT", default_value = "http://127.0.0.1:50051")]
+    agent: String,
+    /// Owner id the gateway's workers carry (gateways sharing agents need distinct ones).
+    #[arg(long, env = "LAMBDOCK_OWNER", default_value = "lambdock-gateway")]
+    owner: String,
+}
+
+type Error = Box<dyn std::error::Error>;
+
+async fn connect(url: String) -> Result<AgentClient<Channel>, Error> {
+    let channel = Channel::from_shared(url.clone())?
+        .connect()
+        .await
+        .map_err(|e| format!("connecting to the agent at {url}: {e}"))?;
+    Ok(AgentClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// Runs `lambdock up`.
+pub async fn up(args: UpArgs) -> Result<(), Error> {
+    let g = &args.gateway;
+    std::fs::create_dir_all(&g.data_dir)
+        .map_err(|e| format!("creating {}: {e}", g.data_dir.display()))?;
+    let rie = args
+        .rie
+        .clone()
+        .or_else(|| crate::agent::beside_exe("lambdock-rie"))
+        .ok_or("lambdock-rie not found next to lambdock; pass --rie PATH")?;
+    let python = args
+        .python
+        .clone()
+        .unwrap_or_else(crate::agent::default_python);
+    let python = std::path::absolute(&python).unwrap_or(python);
+    let backend: Arc<dyn Backend> = Arc::new(ProcessBackend::new(ProcessConfig {
+        data_dir: g.data_dir.join("agent"),
+        rie,
+        runtimes: RuntimeTable::new(&python),
+        isolation: !args.no_isolation,
+    })?);
+    let agent = AgentService::start(backend, Arc::new(AgentMetrics::default())).await?;
+    let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse()?)?;
+    let agent_addr = incoming.local_addr()?;
+    let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent_task = tokio::spawn(lambdock_agent::server::serve_local(
+        agent,
+        incoming,
+        async {
+            let _ = agent_stopped.await;
+        },
+    ));
+    let client = connect(format!("http://{agent_addr}")).await?;
+    let result = run_gateway(g, client, "lambdock-up".into(), true).await;
+    let _ = stop_agent.send(());
+    let _ = agent_task.await;
+    result
+}
+
+/// Runs `lambdock gateway`.
+pub async fn gateway(args: GatewayOnlyArgs) -> Result<(), Error> {
+    let client = connect(args.agent.clone()).await?;
+    run_gateway(&args.gateway, client, args.owner.clone(), false).await
+}
+
+async fn run_gateway(
+    g: &GatewayArgs,
+    agent: AgentClient<Channel>,
+    owner: String,
+    stop_workers: bool,
+) -> Result<(), Error> {
+    let manifest = Manifest::load(&g.manifest)?;
+    let credentials =
+        (!g.no_auth).then(|| HashMap::from([(g.access_key.clone(), g.secret_key.clone())]));
+    let aws = SocketAddr::new(g.host, g.aws_port);
+    let platform_environment = HashMap::from([
+        ("AWS_REGION".to_string(), g.region.clone()),
+        ("AWS_DEFAULT_REGION".to_string(), g.region.clone()),
+        ("AWS_ACCESS_KEY_ID".to_string(), g.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), g.secret_key.clone()),
+        (
+            "AWS_ENDPOINT_URL_LAMBDA".to_string(),
+            format!("http://{aws}"),
+        ),
+    ]);
+    let pools = Pools::new(
+        agent.clone(),
+        owner.clone(),
+        PoolConfig {
+            default_concurrency: g.default_concurrency,
+            acquire_timeout: Duration::from_secs_f64(g.acquire_timeout),
+            idle_timeout: Duration::from_secs_f64(g.idle_timeout),
+            platform_environment,
+        },
+    );
+    let gateway = Arc::new(Gateway::new(
+        GatewayConfig {
+            region: g.region.clone(),
+            account_id: g.account_id.clone(),
+            credentials,
+            max_async_request: g.max_async_payload,
+        },
+        &manifest,
+        pools,
+    ));
+    gateway.deploy(&manifest).await?;
+    let listener = tokio::net::TcpListener::bind(aws)
+        .await
+        .map_err(|e| format!("listening on {aws}: {e}"))?;
+
+    println!("Lambdock is up.");
+    println!("  AWS endpoint (Lambda API, /metrics): http://{aws}");
+    if g.no_auth {
+        println!("  Authentication: off (--no-auth)");
+    } else {
+        println!(
+            "  Credentials: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_REGION={}",
+            g.access_key, g.secret_key, g.region
+        );
+    }
+    println!(
+        "  Functions: {}",
+        gateway
+            .registry()
+            .functions
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("  Try: aws --endpoint-url http://{aws} lambda list-functions");
+    println!("ready");
+
+    let janitor_gateway = gateway.clone();
+    let janitor = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            janitor_gateway.janitor_pass().await;
+        }
+    });
+    lambdock_gateway::server::serve(
+        gateway.clone(),
+        listener,
+        terminated(),
+        Duration::from_secs(30),
+    )
+    .await;
+    janitor.abort();
+    gateway.pools.drain().await;
+    if stop_workers {
+        let mut agent = agent;
+        let workers = agent
+            .list_workers(ListWorkersRequest {
+                owner_id: owner.clone(),
+            })
+            .await?
+            .into_inner()
+            .workers;
+        for w in workers {
+            let _ = agent
+                .destroy_worker(WorkerRef {
+                    owner_id: owner.clone(),
+                    worker_id: w.id,
+                })
+                .await;
+        }
+        println!("stopped every worker");
+    }
+    Ok(())
+}
