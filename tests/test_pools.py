@@ -82,3 +82,46 @@ def test_restart_adopts_warm_workers(up_factory, tmp_path):
     _, after = invoke(up.client(), "echo", {"action": "echo"})
     assert up.metric("lambdock_cold_starts_total", "echo") == 0, "the adopted worker is warm"
     assert after["env"]["AWS_LAMBDA_LOG_STREAM_NAME"] == before["env"]["AWS_LAMBDA_LOG_STREAM_NAME"], "same worker"
+
+
+def test_circuit_breaker_replays_the_last_failure_without_new_workers(up_factory):
+    up = up_factory({"broken": python_function("broken_import.handler")},
+                    "--breaker-threshold", "2", "--breaker-recovery", "60")
+    client = up.client()
+    bodies = []
+    for _ in range(4):
+        r, body = invoke(client, "broken", {})
+        assert (r["StatusCode"], r["FunctionError"]) == (200, "Unhandled")
+        bodies.append(body)
+    assert all(b["errorType"] == "Runtime.ImportModuleError" for b in bodies)
+    assert up.metric("lambdock_circuit_state", "broken") == 1, "open"
+    assert up.metric("lambdock_invocations_total", "broken") == 2, "nothing reaches a worker while open"
+
+
+def test_manifest_hot_reload(up_factory, tmp_path):
+    up = up_factory({"one": python_function()})
+    client = up.client()
+    invoke(client, "one", {"action": "noop"})
+    path = up.manifest_path
+    m = json.loads(path.read_text())
+    m["functions"]["two"] = python_function()
+    m["functions"]["one"]["memory_mb"] = 256
+    time.sleep(1.1)  # a new modification time
+    path.write_text(json.dumps(m))
+    deadline = time.time() + 15
+    while True:
+        names = [f["FunctionName"] for f in client.list_functions()["Functions"]]
+        if "two" in names:
+            break
+        assert time.time() < deadline, "the changed manifest was never deployed"
+        time.sleep(0.2)
+    r, body = invoke(client, "two", {"action": "echo"})
+    assert r["StatusCode"] == 200
+    r, body = invoke(client, "one", {"action": "echo"})
+    assert body["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256", "the changed function runs its new configuration"
+    # A broken manifest is refused; the running deployment stays.
+    time.sleep(1.1)
+    path.write_text("{not json")
+    time.sleep(2.5)
+    r, _ = invoke(client, "two", {"action": "noop"})
+    assert r["StatusCode"] == 200

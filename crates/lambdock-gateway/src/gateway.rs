@@ -16,6 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use lambdock_template::manifest::Manifest;
 
+use crate::breaker::{Admission, BreakerConfig, Breakers, Failure};
 use crate::errors::LambdaError;
 use crate::management;
 use crate::metrics::Metrics;
@@ -37,6 +38,8 @@ pub struct GatewayConfig {
     pub credentials: Option<HashMap<String, String>>,
     /// Limit of an `Event` payload.
     pub max_async_request: usize,
+    /// Circuit breaker settings.
+    pub breaker: BreakerConfig,
 }
 
 /// Error types after which a worker is not reused: its sandbox was reset or is suspect.
@@ -47,6 +50,19 @@ const SANDBOX_FAILURES: [&str; 4] = [
     "Runtime.InvalidEntrypoint",
 ];
 
+/// Errors of the platform or the runtime rather than of the function's own code: these count
+/// for the circuit breaker (`Runtime.ImportModuleError`, `Sandbox.Timedout`, ...).
+fn is_sandbox_failure(error_type: &str) -> bool {
+    [
+        "Runtime.",
+        "Sandbox.",
+        "Extension.",
+        "Function.ResponseSizeTooLarge",
+    ]
+    .iter()
+    .any(|p| error_type.starts_with(p))
+}
+
 /// The gateway.
 pub struct Gateway {
     cfg: GatewayConfig,
@@ -56,6 +72,7 @@ pub struct Gateway {
     pub pools: Pools,
     http: Client<HttpConnector, Full<Bytes>>,
     verifier: Option<Verifier<HashMap<String, String>>>,
+    breakers: Breakers,
     /// Metrics.
     pub metrics: Metrics,
 }
@@ -144,7 +161,9 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
         let verifier = cfg.credentials.clone().map(|c| Verifier::new(c, "lambda"));
+        let breakers = Breakers::new(cfg.breaker);
         Gateway {
+            breakers,
             cfg,
             registry: RwLock::new(Arc::new(registry)),
             deployed_at: RwLock::new(now_iso()),
@@ -218,9 +237,14 @@ impl Gateway {
             }
         };
         if parts.uri.path() == "/metrics" && parts.method == Method::GET {
-            let mut resp = Response::new(Full::new(Bytes::from(
-                self.metrics.encode(&self.pools.stats()),
-            )));
+            let registry = self.registry();
+            let breakers: Vec<(String, i64)> = registry
+                .functions
+                .keys()
+                .map(|f| (f.clone(), self.breakers.state(f) as i64))
+                .collect();
+            let text = self.metrics.encode(&self.pools.stats(), &breakers);
+            let mut resp = Response::new(Full::new(Bytes::from(text)));
             resp.headers_mut().insert(
                 "content-type",
                 HeaderValue::from_static(
@@ -412,6 +436,9 @@ impl Gateway {
     ) -> Result<Response<Body>, LambdaError> {
         let function = &resolved.function;
         let started = Instant::now();
+        if let Admission::Reject(failure) = self.breakers.admit(&function.name) {
+            return Ok(self.replay(failure, resolved, request_id, trace_id));
+        }
         let mut attempt = 0;
         let (lease, answer) = loop {
             attempt += 1;
@@ -436,9 +463,10 @@ impl Gateway {
                 }
                 Err(e) => {
                     self.pools.release(lease, false).await;
-                    return Err(LambdaError::ResourceNotReady(format!(
+                    let err = LambdaError::ResourceNotReady(format!(
                         "The function's execution environment could not be reached: {e}"
-                    )));
+                    ));
+                    return Err(err);
                 }
             }
         };
@@ -458,6 +486,17 @@ impl Gateway {
             .as_deref()
             .is_none_or(|t| !SANDBOX_FAILURES.contains(&t));
         self.pools.release(lease, healthy).await;
+        match error_type.as_deref() {
+            Some(t) if is_sandbox_failure(t) => self.breakers.failure(
+                &function.name,
+                Failure {
+                    request_id: request_id.to_string(),
+                    headers: parts.headers.clone(),
+                    body: payload.clone(),
+                },
+            ),
+            _ => self.breakers.success(&function.name),
+        }
         self.metrics.invocation(
             &function.name,
             started.elapsed(),
@@ -490,6 +529,36 @@ impl Gateway {
             out.insert("x-amzn-trace-id", v);
         }
         Ok(resp)
+    }
+}
+
+impl Gateway {
+    /// The answer of a call the open breaker stops: the last failure, renamed to this request.
+    fn replay(
+        &self,
+        failure: Failure,
+        resolved: &Resolved,
+        request_id: &str,
+        trace_id: &str,
+    ) -> Response<Body> {
+        let body = String::from_utf8_lossy(&failure.body).replace(&failure.request_id, request_id);
+        let mut resp = Response::new(Full::new(Bytes::from(body)));
+        let out = resp.headers_mut();
+        out.insert("content-type", HeaderValue::from_static("application/json"));
+        if let Some(v) = failure.headers.get("x-amz-function-error") {
+            out.insert("x-amz-function-error", v.clone());
+        }
+        for (name, value) in [
+            ("x-amz-executed-version", resolved.version.as_str()),
+            ("x-amzn-requestid", request_id),
+            ("x-amzn-trace-id", trace_id),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                out.insert(name, v);
+            }
+        }
+        // Not counted as an invocation: nothing reached a worker.
+        resp
     }
 }
 

@@ -7,8 +7,10 @@
 //! - [`pool`]: per-function pools (concurrency caps, throttling, provisioned and idle workers,
 //!   adoption after a restart).
 //! - [`sigv4`]: signature verification.
+//! - [`breaker`]: per-function circuit breakers.
 //! - [`errors`], [`management`], [`metrics`]: AWS's error and resource shapes, Prometheus.
 
+pub mod breaker;
 pub mod errors;
 pub mod gateway;
 pub mod management;

@@ -30,6 +30,7 @@ pub struct Metrics {
     workers: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
     idle: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
     concurrency_cap: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
+    circuit: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -50,6 +51,7 @@ impl Default for Metrics {
             workers: Family::default(),
             idle: Family::default(),
             concurrency_cap: Family::default(),
+            circuit: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -88,6 +90,11 @@ impl Default for Metrics {
             "Concurrency cap per function",
             m.concurrency_cap.clone(),
         );
+        registry.register(
+            "circuit_state",
+            "Circuit breaker per function: 0 closed, 1 open, 2 half-open",
+            m.circuit.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -120,7 +127,14 @@ impl Metrics {
     }
 
     /// The text exposition, with pool gauges as of now.
-    pub fn encode(&self, pools: &[PoolStats]) -> String {
+    pub fn encode(&self, pools: &[PoolStats], breakers: &[(String, i64)]) -> String {
+        for (function, state) in breakers {
+            self.circuit
+                .get_or_create(&FunctionLabel {
+                    function: function.clone(),
+                })
+                .set(*state);
+        }
         for p in pools {
             let label = FunctionLabel {
                 function: p.function.clone(),

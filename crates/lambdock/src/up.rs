@@ -13,6 +13,7 @@ use lambdock_agent::backend::process::{ProcessBackend, ProcessConfig};
 use lambdock_agent::backend::runtimes::RuntimeTable;
 use lambdock_agent::metrics::Metrics as AgentMetrics;
 use lambdock_agent::service::AgentService;
+use lambdock_gateway::breaker::BreakerConfig;
 use lambdock_gateway::gateway::{Gateway, GatewayConfig};
 use lambdock_gateway::pool::{PoolConfig, Pools};
 use lambdock_proto::MAX_MESSAGE_BYTES;
@@ -60,6 +61,13 @@ pub struct GatewayArgs {
     /// Seconds an idle worker lives (scale to zero).
     #[arg(long, env = "LAMBDOCK_IDLE_TIMEOUT", default_value_t = 300.0)]
     idle_timeout: f64,
+    /// Consecutive sandbox failures (crash, timeout, init failure) that open a function's
+    /// circuit breaker; 0 disables it.
+    #[arg(long, env = "LAMBDOCK_BREAKER_THRESHOLD", default_value_t = 5)]
+    breaker_threshold: u32,
+    /// Seconds an open breaker waits before a trial call.
+    #[arg(long, env = "LAMBDOCK_BREAKER_RECOVERY", default_value_t = 10.0)]
+    breaker_recovery: f64,
     /// Largest asynchronous (Event) payload, bytes.
     #[arg(long, env = "LAMBDOCK_MAX_ASYNC_PAYLOAD", default_value_t = 1024 * 1024)]
     max_async_payload: usize,
@@ -203,6 +211,10 @@ async fn run_gateway(
             account_id: g.account_id.clone(),
             credentials,
             max_async_request: g.max_async_payload,
+            breaker: BreakerConfig {
+                threshold: g.breaker_threshold,
+                recovery: Duration::from_secs_f64(g.breaker_recovery),
+            },
         },
         &manifest,
         pools,
@@ -236,9 +248,31 @@ async fn run_gateway(
     println!("ready");
 
     let janitor_gateway = gateway.clone();
+    let manifest_path = g.manifest.clone();
     let janitor = tokio::spawn(async move {
+        let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut seen = modified(&manifest_path);
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
+            // Hot reload: a changed manifest is deployed; a broken one is refused and the
+            // running deployment stays.
+            let now = modified(&manifest_path);
+            if now != seen {
+                seen = now;
+                match Manifest::load(&manifest_path) {
+                    Ok(m) => match janitor_gateway.deploy(&m).await {
+                        Ok(()) => {
+                            tracing::info!(manifest = %manifest_path.display(), "deployed the changed manifest")
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "deploying the changed manifest failed")
+                        }
+                    },
+                    Err(e) => {
+                        tracing::error!(error = %e, "the changed manifest is invalid; keeping the running deployment")
+                    }
+                }
+            }
             janitor_gateway.janitor_pass().await;
         }
     });
