@@ -21,8 +21,20 @@ use crate::errors::LambdaError;
 use crate::management;
 use crate::metrics::Metrics;
 use crate::pool::{Lease, Pools};
+use crate::queue::{Event, Queue};
 use crate::registry::{Registry, Resolved};
 use crate::sigv4::Verifier;
+
+/// What a worker (or the breaker, for it) answered.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The worker's response headers.
+    pub headers: HeaderMap,
+    /// Its body.
+    pub payload: Bytes,
+    /// The error type when the function failed.
+    pub error_type: Option<String>,
+}
 
 /// Lambda's synchronous request limit.
 pub const MAX_SYNC_REQUEST: usize = 6 * 1024 * 1024;
@@ -73,6 +85,7 @@ pub struct Gateway {
     http: Client<HttpConnector, Full<Bytes>>,
     verifier: Option<Verifier<HashMap<String, String>>>,
     breakers: Breakers,
+    queue: Option<Arc<Queue>>,
     /// Metrics.
     pub metrics: Metrics,
 }
@@ -152,7 +165,12 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 
 impl Gateway {
     /// A gateway serving `manifest` over `pools`.
-    pub fn new(cfg: GatewayConfig, manifest: &Manifest, pools: Pools) -> Gateway {
+    pub fn new(
+        cfg: GatewayConfig,
+        manifest: &Manifest,
+        pools: Pools,
+        queue: Option<Arc<Queue>>,
+    ) -> Gateway {
         let registry = Registry::new(manifest, &cfg.region, &cfg.account_id);
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -163,6 +181,7 @@ impl Gateway {
         let verifier = cfg.credentials.clone().map(|c| Verifier::new(c, "lambda"));
         let breakers = Breakers::new(cfg.breaker);
         Gateway {
+            queue,
             breakers,
             cfg,
             registry: RwLock::new(Arc::new(registry)),
@@ -243,7 +262,17 @@ impl Gateway {
                 .keys()
                 .map(|f| (f.clone(), self.breakers.state(f) as i64))
                 .collect();
-            let text = self.metrics.encode(&self.pools.stats(), &breakers);
+            let queue = self.queue.as_ref().map(|q| {
+                let now = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                (
+                    q.pending() as i64,
+                    q.oldest_enqueued_at_ms()
+                        .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0),
+                )
+            });
+            let text = self.metrics.encode(&self.pools.stats(), &breakers, queue);
             let mut resp = Response::new(Full::new(Bytes::from(text)));
             resp.headers_mut().insert(
                 "content-type",
@@ -388,14 +417,65 @@ impl Gateway {
                 resp.headers_mut().remove("content-type");
                 Ok(resp)
             }
-            "Event" => Err(LambdaError::Service(
-                "asynchronous invocation is not available on this gateway".into(),
-            )),
+            "Event" => {
+                self.accept_event(h, &resolved, body, request_id, &trace_id)
+                    .await
+            }
             _ => {
                 self.invoke_sync(h, &resolved, body, request_id, &trace_id)
                     .await
             }
         }
+    }
+
+    /// Queues an `Event` invocation; 202 only once it is on disk.
+    async fn accept_event(
+        &self,
+        h: &HeaderMap,
+        resolved: &Resolved,
+        body: Bytes,
+        request_id: &str,
+        trace_id: &str,
+    ) -> Result<Response<Body>, LambdaError> {
+        let queue = self.queue.clone().ok_or_else(|| {
+            LambdaError::Service("this gateway has no queue for asynchronous invocations".into())
+        })?;
+        let mut headers = std::collections::BTreeMap::from([(
+            "x-amzn-trace-id".to_string(),
+            trace_id.to_string(),
+        )]);
+        if let Some(cc) = header(h, "x-amz-client-context") {
+            headers.insert("x-amz-client-context".into(), cc.to_string());
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let event = Event {
+            id: request_id.to_string(),
+            function: resolved.function.name.clone(),
+            qualifier: (resolved.version != "$LATEST").then(|| resolved.version.clone()),
+            payload: body.to_vec(),
+            headers,
+            enqueued_at_ms: now,
+            attempt: 0,
+            not_before_ms: now,
+        };
+        // The fsync blocks; keep it off the reactor.
+        tokio::task::spawn_blocking(move || queue.enqueue(event))
+            .await
+            .map_err(|e| LambdaError::Service(format!("queueing the event: {e}")))?
+            .map_err(|e| LambdaError::Service(format!("queueing the event: {e}")))?;
+        let mut resp = json_response(StatusCode::ACCEPTED, String::new(), request_id);
+        resp.headers_mut().remove("content-type");
+        if let Ok(v) = HeaderValue::from_str(trace_id) {
+            resp.headers_mut().insert("x-amzn-trace-id", v);
+        }
+        Ok(resp)
+    }
+
+    /// The queue, when asynchronous invocations are on.
+    pub fn queue(&self) -> Option<Arc<Queue>> {
+        self.queue.clone()
     }
 
     async fn call_worker(
@@ -434,10 +514,59 @@ impl Gateway {
         request_id: &str,
         trace_id: &str,
     ) -> Result<Response<Body>, LambdaError> {
+        let outcome = self
+            .execute(h, resolved, body, request_id, trace_id)
+            .await?;
+        let mut resp = Response::new(Full::new(outcome.payload));
+        let out = resp.headers_mut();
+        out.insert(
+            "content-type",
+            outcome
+                .headers
+                .get("content-type")
+                .cloned()
+                .unwrap_or(HeaderValue::from_static("application/json")),
+        );
+        for name in ["x-amz-function-error", "x-amz-log-result"] {
+            if let Some(v) = outcome.headers.get(name) {
+                out.insert(name, v.clone());
+            }
+        }
+        for (name, value) in [
+            ("x-amz-executed-version", resolved.version.as_str()),
+            ("x-amzn-requestid", request_id),
+            ("x-amzn-trace-id", trace_id),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                out.insert(name, v);
+            }
+        }
+        Ok(resp)
+    }
+
+    /// Runs one invocation on a worker of the function (the synchronous and the asynchronous
+    /// paths share it): breaker, pool, one retry when the worker could not be reached, and the
+    /// worker's fate.
+    pub async fn execute(
+        &self,
+        h: &HeaderMap,
+        resolved: &Resolved,
+        body: Bytes,
+        request_id: &str,
+        trace_id: &str,
+    ) -> Result<Outcome, LambdaError> {
         let function = &resolved.function;
         let started = Instant::now();
         if let Admission::Reject(failure) = self.breakers.admit(&function.name) {
-            return Ok(self.replay(failure, resolved, request_id, trace_id));
+            // What Lambda would answer again, renamed to this request; nothing reaches a worker.
+            let body =
+                String::from_utf8_lossy(&failure.body).replace(&failure.request_id, request_id);
+            let error_type = header(&failure.headers, "x-lambdock-error-type").map(str::to_string);
+            return Ok(Outcome {
+                headers: failure.headers,
+                payload: Bytes::from(body),
+                error_type,
+            });
         }
         let mut attempt = 0;
         let (lease, answer) = loop {
@@ -463,10 +592,9 @@ impl Gateway {
                 }
                 Err(e) => {
                     self.pools.release(lease, false).await;
-                    let err = LambdaError::ResourceNotReady(format!(
+                    return Err(LambdaError::ResourceNotReady(format!(
                         "The function's execution environment could not be reached: {e}"
-                    ));
-                    return Err(err);
+                    )));
                 }
             }
         };
@@ -503,62 +631,11 @@ impl Gateway {
             error_type.is_some(),
             cold,
         );
-
-        let mut resp = Response::new(Full::new(payload));
-        let out = resp.headers_mut();
-        out.insert(
-            "content-type",
-            parts
-                .headers
-                .get("content-type")
-                .cloned()
-                .unwrap_or(HeaderValue::from_static("application/json")),
-        );
-        for name in ["x-amz-function-error", "x-amz-log-result"] {
-            if let Some(v) = parts.headers.get(name) {
-                out.insert(name, v.clone());
-            }
-        }
-        if let Ok(v) = HeaderValue::from_str(&resolved.version) {
-            out.insert("x-amz-executed-version", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(request_id) {
-            out.insert("x-amzn-requestid", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(trace_id) {
-            out.insert("x-amzn-trace-id", v);
-        }
-        Ok(resp)
-    }
-}
-
-impl Gateway {
-    /// The answer of a call the open breaker stops: the last failure, renamed to this request.
-    fn replay(
-        &self,
-        failure: Failure,
-        resolved: &Resolved,
-        request_id: &str,
-        trace_id: &str,
-    ) -> Response<Body> {
-        let body = String::from_utf8_lossy(&failure.body).replace(&failure.request_id, request_id);
-        let mut resp = Response::new(Full::new(Bytes::from(body)));
-        let out = resp.headers_mut();
-        out.insert("content-type", HeaderValue::from_static("application/json"));
-        if let Some(v) = failure.headers.get("x-amz-function-error") {
-            out.insert("x-amz-function-error", v.clone());
-        }
-        for (name, value) in [
-            ("x-amz-executed-version", resolved.version.as_str()),
-            ("x-amzn-requestid", request_id),
-            ("x-amzn-trace-id", trace_id),
-        ] {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                out.insert(name, v);
-            }
-        }
-        // Not counted as an invocation: nothing reached a worker.
-        resp
+        Ok(Outcome {
+            headers: parts.headers,
+            payload,
+            error_type,
+        })
     }
 }
 

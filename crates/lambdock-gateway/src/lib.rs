@@ -8,14 +8,17 @@
 //!   adoption after a restart).
 //! - [`sigv4`]: signature verification.
 //! - [`breaker`]: per-function circuit breakers.
+//! - [`queue`] and [`asynchronous`]: `Event` invocations, durable before 202, retried as Lambda does.
 //! - [`errors`], [`management`], [`metrics`]: AWS's error and resource shapes, Prometheus.
 
+pub mod asynchronous;
 pub mod breaker;
 pub mod errors;
 pub mod gateway;
 pub mod management;
 pub mod metrics;
 pub mod pool;
+pub mod queue;
 pub mod registry;
 pub mod server;
 pub mod sigv4;

@@ -31,6 +31,8 @@ pub struct Metrics {
     idle: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
     concurrency_cap: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
     circuit: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
+    queue_depth: Gauge<i64, AtomicI64>,
+    queue_oldest: Gauge<f64, AtomicU64>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -52,6 +54,8 @@ impl Default for Metrics {
             idle: Family::default(),
             concurrency_cap: Family::default(),
             circuit: Family::default(),
+            queue_depth: Gauge::default(),
+            queue_oldest: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -91,6 +95,16 @@ impl Default for Metrics {
             m.concurrency_cap.clone(),
         );
         registry.register(
+            "async_queue_depth",
+            "Accepted Event invocations not delivered yet",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "async_queue_oldest_age_seconds",
+            "Age of the oldest undelivered Event invocation",
+            m.queue_oldest.clone(),
+        );
+        registry.register(
             "circuit_state",
             "Circuit breaker per function: 0 closed, 1 open, 2 half-open",
             m.circuit.clone(),
@@ -127,7 +141,16 @@ impl Metrics {
     }
 
     /// The text exposition, with pool gauges as of now.
-    pub fn encode(&self, pools: &[PoolStats], breakers: &[(String, i64)]) -> String {
+    pub fn encode(
+        &self,
+        pools: &[PoolStats],
+        breakers: &[(String, i64)],
+        queue: Option<(i64, f64)>,
+    ) -> String {
+        if let Some((depth, oldest)) = queue {
+            self.queue_depth.set(depth);
+            self.queue_oldest.set(oldest);
+        }
         for (function, state) in breakers {
             self.circuit
                 .get_or_create(&FunctionLabel {

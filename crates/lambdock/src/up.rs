@@ -13,9 +13,11 @@ use lambdock_agent::backend::process::{ProcessBackend, ProcessConfig};
 use lambdock_agent::backend::runtimes::RuntimeTable;
 use lambdock_agent::metrics::Metrics as AgentMetrics;
 use lambdock_agent::service::AgentService;
+use lambdock_gateway::asynchronous::AsyncConfig;
 use lambdock_gateway::breaker::BreakerConfig;
 use lambdock_gateway::gateway::{Gateway, GatewayConfig};
 use lambdock_gateway::pool::{PoolConfig, Pools};
+use lambdock_gateway::queue::{Queue, QueueOptions};
 use lambdock_proto::MAX_MESSAGE_BYTES;
 use lambdock_proto::agent::agent_client::AgentClient;
 use lambdock_proto::agent::{ListWorkersRequest, WorkerRef};
@@ -68,6 +70,13 @@ pub struct GatewayArgs {
     /// Seconds an open breaker waits before a trial call.
     #[arg(long, env = "LAMBDOCK_BREAKER_RECOVERY", default_value_t = 10.0)]
     breaker_recovery: f64,
+    /// Delays before the retries of an Event invocation that failed, in seconds (Lambda: 60,120);
+    /// their number is the number of retries.
+    #[arg(long, env = "LAMBDOCK_ASYNC_RETRY_DELAYS", value_delimiter = ',', default_values_t = [60.0, 120.0])]
+    async_retry_delays: Vec<f64>,
+    /// Maximum age of an Event invocation before it is dropped, seconds (Lambda: 6 hours).
+    #[arg(long, env = "LAMBDOCK_MAX_EVENT_AGE", default_value_t = 21600.0)]
+    max_event_age: f64,
     /// Largest asynchronous (Event) payload, bytes.
     #[arg(long, env = "LAMBDOCK_MAX_ASYNC_PAYLOAD", default_value_t = 1024 * 1024)]
     max_async_payload: usize,
@@ -205,6 +214,13 @@ async fn run_gateway(
             platform_environment,
         },
     );
+    let queue = Arc::new(
+        Queue::open(&g.data_dir.join("queue"), QueueOptions::default())
+            .map_err(|e| format!("opening the async queue: {e}"))?,
+    );
+    if queue.pending() > 0 {
+        println!("  Resuming {} accepted Event invocations", queue.pending());
+    }
     let gateway = Arc::new(Gateway::new(
         GatewayConfig {
             region: g.region.clone(),
@@ -218,6 +234,7 @@ async fn run_gateway(
         },
         &manifest,
         pools,
+        Some(queue.clone()),
     ));
     gateway.deploy(&manifest).await?;
     let listener = tokio::net::TcpListener::bind(aws)
@@ -247,6 +264,19 @@ async fn run_gateway(
     println!("  Try: aws --endpoint-url http://{aws} lambda list-functions");
     println!("ready");
 
+    let dispatcher = tokio::spawn(lambdock_gateway::asynchronous::dispatch(
+        gateway.clone(),
+        queue,
+        AsyncConfig {
+            retry_delays: g
+                .async_retry_delays
+                .iter()
+                .map(|s| Duration::from_secs_f64(*s))
+                .collect(),
+            max_event_age: Duration::from_secs_f64(g.max_event_age),
+            ..AsyncConfig::default()
+        },
+    ));
     let janitor_gateway = gateway.clone();
     let manifest_path = g.manifest.clone();
     let janitor = tokio::spawn(async move {
@@ -284,6 +314,8 @@ async fn run_gateway(
     )
     .await;
     janitor.abort();
+    // Undelivered events stay on disk and are delivered at the next start.
+    dispatcher.abort();
     gateway.pools.drain().await;
     if stop_workers {
         let mut agent = agent;
