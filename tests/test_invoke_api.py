@@ -214,3 +214,22 @@ def test_management_api_with_the_aws_cli(up, tmp_path):
     result = aws(up, "lambda", "invoke", "--function-name", "echo", "--payload", '{"action":"echo","n":5}', str(out))
     assert result["StatusCode"] == 200
     assert json.loads(out.read_text())["event"]["n"] == 5
+
+
+def test_lambdock_invoke_and_ps(up):
+    from conftest import LAMBDOCK
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run([str(LAMBDOCK), "invoke", "echo", "--payload", '{"action":"echo","n":3}', "--log-type", "Tail",
+                          "--endpoint", up.endpoint], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["event"]["n"] == 3
+    assert "StatusCode: 200" in out.stderr and "START RequestId:" in out.stderr and "REPORT RequestId:" in out.stderr
+    out = subprocess.run([str(LAMBDOCK), "invoke", "nope", "--endpoint", up.endpoint], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "ResourceNotFoundException" in out.stderr
+    ps = subprocess.run([str(LAMBDOCK), "ps", "--endpoint", up.endpoint], env=env, capture_output=True, text=True, timeout=60)
+    assert ps.returncode == 0, ps.stderr
+    rows = [l.split() for l in ps.stdout.splitlines()[1:]]
+    assert any(r[0] == "echo" and r[2] == "idle" for r in rows), ps.stdout
+    bad = subprocess.run([str(LAMBDOCK), "ps", "--endpoint", up.endpoint, "--secret-key", "wrong"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "403" in bad.stderr

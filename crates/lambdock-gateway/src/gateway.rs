@@ -356,6 +356,15 @@ impl Gateway {
                 let v = management::list_versions(&registry, &r.function, &deployed_at);
                 Ok(json_response(StatusCode::OK, v.to_string(), request_id))
             }
+            // Lambdock's own: the workers behind the pools (`lambdock ps`).
+            (&Method::GET, ["lambdock", "v1", "workers"]) => {
+                let workers = self.pools.workers().await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    serde_json::json!({"Workers": workers}).to_string(),
+                    request_id,
+                ))
+            }
             _ => Err(LambdaError::UnknownOperation(format!(
                 "No operation at {} {path}",
                 parts.method

@@ -425,17 +425,52 @@ impl Pools {
         stats
     }
 
-    /// The owner's workers as the agent reports them, by function (for `lambdock ps`).
-    pub async fn workers(&self) -> Result<Vec<lambdock_proto::agent::Worker>, LambdaError> {
-        Ok(self
-            .agent
-            .clone()
+    /// The owner's workers as the agent reports them, with their memory (for `lambdock ps`).
+    pub async fn workers(&self) -> Result<Vec<serde_json::Value>, LambdaError> {
+        let mut agent = self.agent.clone();
+        let workers = agent
             .list_workers(ListWorkersRequest {
                 owner_id: self.owner.clone(),
             })
             .await
             .map_err(|s| LambdaError::Service(s.message().to_string()))?
             .into_inner()
-            .workers)
+            .workers;
+        let idle: HashSet<String> = self
+            .pools()
+            .values()
+            .flat_map(|p| p.idle().iter().map(|w| w.id.clone()).collect::<Vec<_>>())
+            .collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut out = Vec::new();
+        for w in workers {
+            let metrics = agent
+                .get_worker_metrics(WorkerRef {
+                    owner_id: self.owner.clone(),
+                    worker_id: w.id.clone(),
+                })
+                .await
+                .map(|m| m.into_inner())
+                .ok();
+            let state = match WorkerState::try_from(w.state) {
+                Ok(WorkerState::Running) if idle.contains(&w.id) => "idle",
+                Ok(WorkerState::Running) => "busy",
+                Ok(WorkerState::Paused) => "paused",
+                Ok(WorkerState::Stopped) => "stopped",
+                _ => "unknown",
+            };
+            out.push(serde_json::json!({
+                "function": w.function_name,
+                "worker": w.id,
+                "state": state,
+                "age_seconds": (now - w.created_at_ms).max(0) / 1000,
+                "memory_bytes": metrics.as_ref().map_or(0, |m| m.memory_current_bytes),
+                "memory_limit_bytes": metrics.as_ref().map_or(0, |m| m.memory_limit_bytes),
+                "invoke_address": w.invoke_address,
+            }));
+        }
+        Ok(out)
     }
 }

@@ -1,6 +1,7 @@
 //! `lambdock`: the one binary of Lambdock, with a subcommand per part of the design.
 
 mod agent;
+mod client;
 mod up;
 
 use std::process::ExitCode;
@@ -25,6 +26,10 @@ enum Command {
     Up(Box<up::UpArgs>),
     /// Run a gateway over an agent.
     Gateway(Box<up::GatewayOnlyArgs>),
+    /// Invoke a function through the gateway (SigV4-signed).
+    Invoke(Box<client::InvokeArgs>),
+    /// List the gateway's workers: function, state, age, memory.
+    Ps(Box<client::Endpoint>),
     /// Print the version.
     Version,
 }
@@ -45,6 +50,8 @@ fn main() -> ExitCode {
         Command::Agent(args) => block_on("agent", agent::run(*args)),
         Command::Up(args) => block_on("up", up::up(*args)),
         Command::Gateway(args) => block_on("gateway", up::gateway(*args)),
+        Command::Invoke(args) => block_on("invoke", client::invoke(*args)),
+        Command::Ps(args) => block_on("ps", client::ps(*args)),
     }
 }
 
