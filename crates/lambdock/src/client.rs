@@ -183,8 +183,8 @@ pub async fn ps(endpoint: Endpoint) -> Result<(), Error> {
         )
     });
     println!(
-        "{:<24} {:<32} {:<8} {:>8} {:>12}  {}",
-        "FUNCTION", "WORKER", "STATE", "AGE", "MEMORY", "ADDRESS"
+        "{:<24} {:<32} {:<8} {:>8} {:>12}  ADDRESS",
+        "FUNCTION", "WORKER", "STATE", "AGE", "MEMORY"
     );
     for w in workers {
         let mib = |k: &str| w[k].as_u64().unwrap_or(0) as f64 / 1048576.0;
