@@ -13,6 +13,7 @@ use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 
 mod agent;
+mod gateway;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -47,7 +48,7 @@ struct Args {
     #[arg(long, default_value_t = 50)]
     creations: usize,
     /// Which parts to measure.
-    #[arg(long, value_enum, default_values_t = [Part::Rie, Part::Agent])]
+    #[arg(long, value_enum, default_values_t = [Part::Rie, Part::Agent, Part::Gateway])]
     only: Vec<Part>,
 }
 
@@ -58,15 +59,17 @@ enum Part {
     Rie,
     /// Worker cold start on the agent.
     Agent,
+    /// Warm invocations through the gateway.
+    Gateway,
 }
 
-struct Emulator {
+pub(crate) struct Emulator {
     child: Child,
-    invoke: SocketAddr,
+    pub(crate) invoke: SocketAddr,
 }
 
 impl Emulator {
-    fn start(bin: &Path, function: &Path) -> std::io::Result<Emulator> {
+    pub(crate) fn start(bin: &Path, function: &Path) -> std::io::Result<Emulator> {
         let port = |_: ()| TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr());
         let invoke = port(())?;
         let api = port(())?;
@@ -240,6 +243,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             args.creations,
         )
         .await?;
+    }
+    if args.only.contains(&Part::Gateway) {
+        gateway::run(
+            &args.lambdock,
+            &args.rie,
+            &args.aws_rie,
+            &args.function,
+            &args.python,
+            args.invokes,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -123,7 +123,7 @@ use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -136,6 +136,8 @@ pub const MAX_RECORD_BYTES: usize = 64 << 20;
 const HEADER_LEN: u64 = 8;
 const SEGMENT_SUFFIX: &str = ".log";
 const LOCK_FILE: &str = "LOCK";
+/// How long [`Queue::open`] waits for the directory lock.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// One asynchronous invocation waiting to be delivered.
 ///
@@ -767,7 +769,8 @@ impl Queue {
     ///
     /// A torn tail of the last segment is truncated (see the module docs);
     /// damage anywhere else fails with [`QueueError::Corrupt`]. Fails with
-    /// [`QueueError::Locked`] if the directory is already open.
+    /// [`QueueError::Locked`] if the directory stays locked by another process
+    /// or [`Queue`] for two seconds.
     pub fn open(dir: &Path, opts: QueueOptions) -> Result<Queue, QueueError> {
         let created: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
         fs::create_dir_all(dir).map_err(ioe(dir))?;
@@ -788,18 +791,27 @@ impl Queue {
             .truncate(false)
             .open(&lock_path)
             .map_err(ioe(&lock_path))?;
-        match lock_file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(QueueError::Locked {
-                    path: dir.to_path_buf(),
-                });
-            }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(QueueError::Io {
-                    path: lock_path,
-                    source: e,
-                });
+        // A lock that was just released can still be held for a moment by a
+        // process that this one is spawning (the forked child has a copy of
+        // every descriptor until it execs), so retry briefly before giving up.
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match lock_file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(QueueError::Locked {
+                        path: dir.to_path_buf(),
+                    });
+                }
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(QueueError::Io {
+                        path: lock_path,
+                        source: e,
+                    });
+                }
             }
         }
 
@@ -1323,7 +1335,6 @@ mod tests {
     use std::io::{BufRead, Write};
     use std::process::{Command, Stdio};
     use std::sync::mpsc;
-    use std::time::{Duration, Instant};
 
     fn ev(id: &str, function: &str, t: i64) -> Event {
         Event {
