@@ -74,7 +74,7 @@ impl Conn {
                 SystemTime::now(),
             );
         }
-        parts.uri = http::Uri::from_maybe_shared(path.to_string())?;
+        parts.uri = http::Uri::from_maybe_shared(path)?;
         let resp = self
             .sender
             .send_request(http::Request::from_parts(parts, Full::new(body)))
