@@ -74,7 +74,7 @@ impl Conn {
                 SystemTime::now(),
             );
         }
-        parts.uri = http::Uri::from_maybe_shared(path)?;
+        parts.uri = http::Uri::try_from(path)?;
         let resp = self
             .sender
             .send_request(http::Request::from_parts(parts, Full::new(body)))
