@@ -21,7 +21,7 @@ check-static: rie-static
 		|| { echo "$(RIE) is dynamically linked:"; ldd $(RIE); exit 1; }
 	@echo "$(RIE) is statically linked"
 
-## Builds and serves the example function under lambdock-rie on 127.0.0.1:9000.
+## Builds and runs `lambdock up` with the example app (examples/manifest.json).
 up: build
 	bash scripts/up.sh
 

@@ -1,19 +1,15 @@
 #!/usr/bin/env bash
-# `make up`: serves the example function under lambdock-rie in the foreground, until the
-# gateway (`lambdock up`) takes over this command. Ctrl-C stops it.
+# `make up`: runs the whole platform on this machine with the example app, in the foreground.
+# Ctrl-C drains in-flight invocations and stops every worker.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-addr=${LAMBDOCK_RIE_ADDRESS:-127.0.0.1:8080}
-cd "$repo/examples/hello-python"
+cd "$repo"
 cat <<MSG
-lambdock-rie is serving examples/hello-python (Python, awslambdaric) on http://$addr
-Invoke it:
-  curl -s -XPOST http://$addr/2015-03-31/functions/function/invocations -d '{"name":"lambdock"}'
-  curl -s -D - -XPOST -H 'X-Amz-Log-Type: Tail' http://$addr/2015-03-31/functions/function/invocations -d '{}'
-Ctrl-C to stop.
+Call the example function (in another terminal):
+  export AWS_ACCESS_KEY_ID=lambdock AWS_SECRET_ACCESS_KEY=lambdock-secret AWS_DEFAULT_REGION=us-east-1
+  .venv/bin/aws --endpoint-url http://127.0.0.1:3001 lambda invoke --function-name hello --payload '{"name":"lambdock"}' /dev/stdout
+  target/release/lambdock invoke hello --payload '{"name":"lambdock"}' --log-type Tail
+  target/release/lambdock ps
 MSG
-export AWS_LAMBDA_FUNCTION_NAME=hello-python AWS_LAMBDA_FUNCTION_TIMEOUT=10 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128
-export LAMBDA_TASK_ROOT="$repo/examples/hello-python"
-exec "$repo/target/release/lambdock-rie" --runtime-interface-emulator-address "$addr" \
-  --runtime-api-address 127.0.0.1:0 --init-mode eager \
-  "$repo/.venv/bin/python" -m awslambdaric app.handler
+exec "$repo/target/release/lambdock" up --manifest "$repo/examples/manifest.json" \
+  --rie "$repo/target/release/lambdock-rie" --python "$repo/.venv/bin/python" "$@"

@@ -125,3 +125,37 @@ def test_manifest_hot_reload(up_factory, tmp_path):
     time.sleep(2.5)
     r, _ = invoke(client, "two", {"action": "noop"})
     assert r["StatusCode"] == 200
+
+
+def test_ctrl_c_drains_in_flight_and_stops_every_worker(up_factory):
+    import signal
+    import threading
+    up = up_factory({"slow": python_function(timeout_s=10)})
+    client = up.client()
+    invoke(client, "slow", {"action": "noop"})
+    result = {}
+
+    def long_call():
+        result["r"] = invoke(client, "slow", {"action": "sleep", "seconds": 1.5})
+
+    t = threading.Thread(target=long_call)
+    t.start()
+    time.sleep(0.5)
+    assert up.metric("lambdock_concurrent_executions", "slow") == 1
+    up.proc.send_signal(signal.SIGINT)
+    t.join(30)
+    r, body = result["r"]
+    assert r["StatusCode"] == 200 and body == {"slept": 1.5}, "the in-flight invocation finished"
+    assert up.proc.wait(30) == 0
+    assert any("stopped every worker" in line for line in up.output)
+    # No process of the function is left.
+    import os
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if b"AWS_LAMBDA_FUNCTION_NAME=slow\0" in f.read():
+                    left.append(pid)
+        except OSError:
+            pass
+    assert not left, f"workers left: {left}"

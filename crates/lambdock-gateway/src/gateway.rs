@@ -298,6 +298,7 @@ impl Gateway {
         };
         tracing::info!(
             request_id,
+            trace_id = header(&parts.headers, "x-amzn-trace-id").unwrap_or(""),
             method = %parts.method,
             path = parts.uri.path(),
             status = resp.status().as_u16(),
@@ -655,7 +656,7 @@ mod tests {
     #[test]
     fn timestamps_are_lambdas() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_306_878_954);
-        assert_eq!(humantime_like(t), "2026-12-03T13:27:58.954");
+        assert_eq!(humantime_like(t), "2026-12-03T14:07:58.954");
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub struct Metrics {
     idle: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
     concurrency_cap: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
     circuit: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
+    concurrent: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
     queue_depth: Gauge<i64, AtomicI64>,
     queue_oldest: Gauge<f64, AtomicU64>,
 }
@@ -54,6 +55,7 @@ impl Default for Metrics {
             idle: Family::default(),
             concurrency_cap: Family::default(),
             circuit: Family::default(),
+            concurrent: Family::default(),
             queue_depth: Gauge::default(),
             queue_oldest: Gauge::default(),
             registry: Registry::default(),
@@ -93,6 +95,11 @@ impl Default for Metrics {
             "pool_concurrency_limit",
             "Concurrency cap per function",
             m.concurrency_cap.clone(),
+        );
+        registry.register(
+            "concurrent_executions",
+            "Workers busy with an invocation, per function",
+            m.concurrent.clone(),
         );
         registry.register(
             "async_queue_depth",
@@ -164,6 +171,9 @@ impl Metrics {
             };
             self.workers.get_or_create(&label).set(p.total as i64);
             self.idle.get_or_create(&label).set(p.idle as i64);
+            self.concurrent
+                .get_or_create(&label)
+                .set(p.total.saturating_sub(p.idle) as i64);
             self.concurrency_cap.get_or_create(&label).set(p.cap as i64);
         }
         let mut out = String::new();
