@@ -8,13 +8,15 @@ import uuid
 
 import pytest
 
-from conftest import REPO, python_function
+from pathlib import Path
+
+from conftest import python_function
 
 
 @pytest.fixture
 def record_file():
-    # Not under /tmp: isolated sandboxes get a private /tmp.
-    directory = REPO / ".lambdock-test"
+    # Not under /tmp (isolated sandboxes get a private /tmp) nor in the checkout (which may be).
+    directory = Path("/var/tmp/lambdock-test")
     directory.mkdir(exist_ok=True)
     path = directory / f"{uuid.uuid4().hex}.txt"
     path.touch()

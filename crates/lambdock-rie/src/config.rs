@@ -94,6 +94,11 @@ pub struct Cli {
     #[arg(long = "layer")]
     pub layers: Vec<PathBuf>,
 
+    /// With --isolate: a host directory under /tmp that stays visible in the private /tmp
+    /// (repeat).
+    #[arg(long = "keep-path")]
+    pub keep_paths: Vec<PathBuf>,
+
     /// With --isolate: size of the private /tmp in MB.
     #[arg(long, default_value_t = 512)]
     pub tmp_size_mb: u64,

@@ -29,6 +29,9 @@ pub struct Layout {
     pub layers: Vec<PathBuf>,
     /// Size of `/tmp` in MB.
     pub tmp_size_mb: u64,
+    /// Host directories under `/tmp` that stay visible in the sandbox's private `/tmp` (the
+    /// runtime's interpreter when it lives there).
+    pub keep: Vec<PathBuf>,
 }
 
 /// A sandbox that could not be set up.
@@ -173,6 +176,15 @@ fn lay_out(layout: &Layout) -> Result<(), IsolationError> {
             .map_err(sys("merging the layers at /opt"))?;
         }
     }
+    // Directories to keep are opened before the private /tmp hides them, and bound back in
+    // through their descriptors.
+    let mut kept = Vec::new();
+    for path in layout.keep.iter().filter(|p| p.starts_with("/tmp")) {
+        match std::fs::File::open(path) {
+            Ok(dir) => kept.push((path.clone(), dir)),
+            Err(_) => return Err(IsolationError::MissingDir(path.clone())),
+        }
+    }
     let tmp = format!("size={}m,mode=1777", layout.tmp_size_mb.max(1));
     mount(
         Some("tmpfs"),
@@ -182,6 +194,19 @@ fn lay_out(layout: &Layout) -> Result<(), IsolationError> {
         Some(tmp.as_str()),
     )
     .map_err(sys("mounting /tmp"))?;
+    for (path, dir) in &kept {
+        use std::os::fd::AsRawFd;
+        std::fs::create_dir_all(path).map_err(|_| IsolationError::MissingDir(path.clone()))?;
+        let source = format!("/proc/self/fd/{}", dir.as_raw_fd());
+        mount(
+            Some(source.as_str()),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(sys(format!("keeping {} visible", path.display())))?;
+    }
     // A /proc of this PID namespace, so process ids read there are ours.
     mount(
         Some("proc"),

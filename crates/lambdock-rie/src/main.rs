@@ -18,6 +18,7 @@ fn main() -> ExitCode {
             task_root: cli.task_root.clone().unwrap_or_default(),
             layers: cli.layers.clone(),
             tmp_size_mb: cli.tmp_size_mb,
+            keep: cli.keep_paths.clone(),
         };
         // Before anything starts a thread: this forks.
         if let Err(e) = isolation::enter(&layout) {

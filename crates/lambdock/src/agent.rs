@@ -118,25 +118,9 @@ pub async fn run(args: AgentArgs) -> Result<(), Box<dyn std::error::Error>> {
             tls,
             allow_plaintext: args.allow_plaintext,
         },
-        shutdown(),
+        crate::terminated(),
     )
     .await?;
     tracing::info!("agent stopped; workers keep running and are adopted at the next start");
     Ok(())
-}
-
-async fn shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
-            }
-        }
-        _ => std::future::pending().await,
-    }
 }

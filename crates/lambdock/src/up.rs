@@ -123,22 +123,6 @@ async fn connect(url: String) -> Result<AgentClient<Channel>, Error> {
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
 
-async fn terminated() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
-            }
-        }
-        _ => std::future::pending().await,
-    }
-}
-
 /// Runs `lambdock up`.
 pub async fn up(args: UpArgs) -> Result<(), Error> {
     let g = &args.gateway;
@@ -309,7 +293,7 @@ async fn run_gateway(
     lambdock_gateway::server::serve(
         gateway.clone(),
         listener,
-        terminated(),
+        crate::terminated(),
         Duration::from_secs(30),
     )
     .await;

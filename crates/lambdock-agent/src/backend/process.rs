@@ -479,6 +479,17 @@ impl Backend for ProcessBackend {
             }
             cmd.arg("--tmp-size-mb")
                 .arg(spec.ephemeral_storage_mb.max(512).to_string());
+            // An interpreter installed under /tmp (a virtualenv in a checkout there) must stay
+            // visible through the sandbox's private /tmp: keep its prefix.
+            if let Some(prefix) = launch
+                .command
+                .first()
+                .map(Path::new)
+                .filter(|p| p.starts_with("/tmp"))
+                .and_then(|p| p.parent()?.parent())
+            {
+                cmd.arg("--keep-path").arg(prefix);
+            }
         }
         cmd.args(["--invoke-fd", "3", "--runtime-api-fd", "4"])
             .arg("--runtime-interface-emulator-address")

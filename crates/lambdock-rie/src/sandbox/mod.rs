@@ -760,15 +760,8 @@ impl Sandbox {
         }
         tracing::debug!(?status, "runtime exited");
         let undelivered = st.pending.is_some();
-        if let Some(rt) = st.runtime.take() {
-            // Extensions and forks of the runtime go with it.
-            rt.group.signal(UnixSignal::SIGKILL);
-        }
-        st.generation += 1;
-        st.phase = Phase::Stopped;
-        st.parked = None;
-        st.pending = None;
-        st.extensions = Registry::default();
+        // Extensions and forks of the runtime go with it.
+        st.kill_runtime();
         if let Some(driver) = &st.driver {
             let _ = driver.send(Signal::Exited {
                 status,
@@ -779,15 +772,7 @@ impl Sandbox {
 
     /// Kills the runtime generation and forgets it: the next invocation starts a fresh one.
     fn reset(&self) {
-        let mut st = self.lock();
-        if let Some(rt) = st.runtime.take() {
-            rt.group.signal(UnixSignal::SIGKILL);
-        }
-        st.generation += 1;
-        st.phase = Phase::Stopped;
-        st.parked = None;
-        st.pending = None;
-        st.extensions = Registry::default();
+        self.lock().kill_runtime();
     }
 
     /// Hands an event to the runtime (now if it is parked in `/next`) and to `INVOKE` extensions.
@@ -1041,6 +1026,18 @@ impl Sandbox {
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(2000);
 
 impl State {
+    /// Kills the process group of the current generation and forgets it.
+    fn kill_runtime(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.group.signal(UnixSignal::SIGKILL);
+        }
+        self.generation += 1;
+        self.phase = Phase::Stopped;
+        self.parked = None;
+        self.pending = None;
+        self.extensions = Registry::default();
+    }
+
     fn check_init_done(&mut self) {
         if self.phase == Phase::Initializing && self.runtime_ready && self.extensions.all_ready() {
             self.phase = Phase::Idle;
