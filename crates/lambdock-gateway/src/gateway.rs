@@ -36,6 +36,9 @@ pub struct Outcome {
     pub error_type: Option<String>,
 }
 
+/// How old an unknown worker must be before the janitor adopts or destroys it.
+const RECONCILE_GRACE: Duration = Duration::from_secs(10);
+
 /// Lambda's synchronous request limit.
 pub const MAX_SYNC_REQUEST: usize = 6 * 1024 * 1024;
 
@@ -203,7 +206,8 @@ impl Gateway {
 
     /// Switches to a new deployment: new invocations use it at once, in-flight ones finish on
     /// the old one, and workers of removed or changed functions are drained.
-    pub async fn deploy(&self, manifest: &Manifest) -> Result<(), LambdaError> {
+    /// `startup` adopts every live worker at once (nothing is being created yet).
+    pub async fn deploy(&self, manifest: &Manifest, startup: bool) -> Result<(), LambdaError> {
         let registry = Arc::new(Registry::new(
             manifest,
             &self.cfg.region,
@@ -217,7 +221,16 @@ impl Gateway {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         self.pools.retire(&functions).await;
-        self.pools.reconcile(&functions).await?;
+        self.pools
+            .reconcile(
+                &functions,
+                if startup {
+                    Duration::ZERO
+                } else {
+                    RECONCILE_GRACE
+                },
+            )
+            .await?;
         for f in registry.functions.values() {
             self.pools.provision(f).await?;
         }
@@ -233,7 +246,7 @@ impl Gateway {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        if let Err(e) = self.pools.reconcile(&functions).await {
+        if let Err(e) = self.pools.reconcile(&functions, RECONCILE_GRACE).await {
             tracing::warn!(error = %e, "reconciliation with the agent failed");
         }
     }

@@ -322,9 +322,13 @@ impl Pools {
     /// Makes the agent's workers and the pools agree: live workers of a current function
     /// configuration that no pool knows are adopted as idle; anything else the owner has is
     /// destroyed (removed functions, old configurations, stopped workers).
+    ///
+    /// Unknown workers younger than `grace` are left alone: one may be a worker whose creation
+    /// has not returned to its pool yet. At start-up nothing is being created, so the grace is 0.
     pub async fn reconcile(
         &self,
         functions: &HashMap<String, Arc<FunctionEntry>>,
+        grace: Duration,
     ) -> Result<(), LambdaError> {
         let listed = self
             .agent
@@ -343,8 +347,11 @@ impl Pools {
             .values()
             .flat_map(|p| p.members().iter().cloned().collect::<Vec<_>>())
             .collect();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         for w in listed {
-            if known.contains(&w.id) {
+            if known.contains(&w.id) || now_ms - w.created_at_ms < grace.as_millis() as i64 {
                 continue;
             }
             let function = w.labels.get(LABEL_FUNCTION).and_then(|f| functions.get(f));

@@ -220,7 +220,7 @@ async fn run_gateway(
         pools,
         Some(queue.clone()),
     ));
-    gateway.deploy(&manifest).await?;
+    gateway.deploy(&manifest, true).await?;
     let listener = tokio::net::TcpListener::bind(aws)
         .await
         .map_err(|e| format!("listening on {aws}: {e}"))?;
@@ -274,7 +274,7 @@ async fn run_gateway(
             if now != seen {
                 seen = now;
                 match Manifest::load(&manifest_path) {
-                    Ok(m) => match janitor_gateway.deploy(&m).await {
+                    Ok(m) => match janitor_gateway.deploy(&m, false).await {
                         Ok(()) => {
                             tracing::info!(manifest = %manifest_path.display(), "deployed the changed manifest")
                         }
