@@ -57,6 +57,16 @@ class Up:
         self.start()
 
     def start(self):
+        # A port picked free can be taken by another process first; `up` then exits at start
+        # and a new port is tried.
+        for attempt in range(5):
+            if self._try_start():
+                return
+            self.port = free_port()
+            self.endpoint = f"http://127.0.0.1:{self.port}"
+        raise RuntimeError("lambdock up did not start:\n" + "".join(self.output))
+
+    def _try_start(self):
         self.proc = subprocess.Popen(
             [str(LAMBDOCK), "up", "--manifest", str(self.manifest_path), "--aws-port", str(self.port),
              "--data-dir", str(self.data_dir), "--python", str(REPO / ".venv/bin/python"), *self.flags],
@@ -71,9 +81,14 @@ class Up:
                     ready.set()
 
         threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(60):
-            self.stop()
-            raise RuntimeError("lambdock up did not become ready:\n" + "".join(self.output))
+        deadline = time.time() + 60
+        while not ready.wait(0.05):
+            if self.proc.poll() is not None:
+                return False
+            if time.time() > deadline:
+                self.stop()
+                raise RuntimeError("lambdock up did not become ready:\n" + "".join(self.output))
+        return True
 
     def client(self, secret=SECRET_KEY, retries=0, read_timeout=60):
         return boto3.client(

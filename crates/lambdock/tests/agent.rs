@@ -73,6 +73,17 @@ struct Agent {
 
 impl Agent {
     fn start(data_dir: &Path, extra: &[&str]) -> Agent {
+        // A port picked free can be taken by a parallel test first; the agent then exits at
+        // start and new ports are tried.
+        for _ in 0..5 {
+            if let Some(agent) = Agent::try_start(data_dir, extra) {
+                return agent;
+            }
+        }
+        panic!("lambdock agent did not start on any of 5 pairs of ports");
+    }
+
+    fn try_start(data_dir: &Path, extra: &[&str]) -> Option<Agent> {
         build_helpers();
         let port = free_port();
         let metrics_port = free_port();
@@ -101,12 +112,14 @@ impl Agent {
         let until = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(agent.addr.trim_start_matches("http://")).is_err() {
             if let Ok(Some(status)) = agent.child.try_wait() {
-                panic!("lambdock agent exited at start: {status}");
+                eprintln!("lambdock agent exited at start ({status}); retrying");
+                std::mem::forget(agent);
+                return None;
             }
             assert!(Instant::now() < until, "agent did not listen");
             std::thread::sleep(Duration::from_millis(20));
         }
-        agent
+        Some(agent)
     }
 
     async fn client(&self) -> AgentClient<Channel> {

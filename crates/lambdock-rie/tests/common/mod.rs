@@ -171,6 +171,17 @@ impl Function {
 impl Rie {
     /// Starts `emulator` with `function` on free ports and waits until it accepts connections.
     pub fn start(emulator: Emulator, function: Function) -> Rie {
+        // A port picked free can be taken by a parallel test before the emulator binds it; the
+        // emulator then exits, and a new pair of ports is tried.
+        for _ in 0..5 {
+            if let Some(rie) = Rie::try_start(emulator, &function) {
+                return rie;
+            }
+        }
+        panic!("the emulator did not start on any of 5 pairs of ports");
+    }
+
+    fn try_start(emulator: Emulator, function: &Function) -> Option<Rie> {
         let invoke: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let runtime_api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let bin = match emulator {
@@ -225,14 +236,22 @@ impl Rie {
                 Instant::now() < until,
                 "emulator did not listen on {invoke}"
             );
+            if let Ok(Some(_)) = child.try_wait() {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
-        Rie {
+        // Still alive a moment later: it bound both of its ports (not another process's).
+        std::thread::sleep(Duration::from_millis(30));
+        if let Ok(Some(_)) = child.try_wait() {
+            return None;
+        }
+        Some(Rie {
             child,
             invoke,
             runtime_api,
             output,
-        }
+        })
     }
 
     /// Everything the emulator printed so far.
