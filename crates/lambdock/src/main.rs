@@ -14,6 +14,9 @@ struct Cli {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, env = "LAMBDOCK_LOG", default_value = "info", global = true)]
     log: String,
+    /// Threads of the async runtime (0: one per core).
+    #[arg(long, env = "LAMBDOCK_THREADS", default_value_t = 0, global = true)]
+    threads: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,19 +50,24 @@ fn main() -> ExitCode {
             println!("lambdock {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Agent(args) => block_on("agent", agent::run(*args)),
-        Command::Up(args) => block_on("up", up::up(*args)),
-        Command::Gateway(args) => block_on("gateway", up::gateway(*args)),
-        Command::Invoke(args) => block_on("invoke", client::invoke(*args)),
-        Command::Ps(args) => block_on("ps", client::ps(*args)),
+        Command::Agent(args) => block_on("agent", cli.threads, agent::run(*args)),
+        Command::Up(args) => block_on("up", cli.threads, up::up(*args)),
+        Command::Gateway(args) => block_on("gateway", cli.threads, up::gateway(*args)),
+        Command::Invoke(args) => block_on("invoke", 1, client::invoke(*args)),
+        Command::Ps(args) => block_on("ps", 1, client::ps(*args)),
     }
 }
 
 fn block_on(
     what: &str,
+    threads: usize,
     fut: impl std::future::Future<Output = Result<(), Box<dyn std::error::Error>>>,
 ) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        builder.worker_threads(threads);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("lambdock: cannot start the async runtime: {e}");
