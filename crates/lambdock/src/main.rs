@@ -2,6 +2,7 @@
 
 mod agent;
 mod client;
+mod config;
 mod up;
 
 use std::process::ExitCode;
@@ -38,6 +39,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    match config::from_file::<Cli>() {
+        Ok(vars) => {
+            for (name, value) in vars {
+                // SAFETY: nothing else runs yet: no thread exists that could read the
+                // environment concurrently.
+                unsafe { std::env::set_var(name, value) };
+            }
+        }
+        Err(e) => {
+            eprintln!("lambdock: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
