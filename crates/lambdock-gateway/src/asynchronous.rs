@@ -77,18 +77,30 @@ pub async fn dispatch(gateway: Arc<Gateway>, queue: Arc<Queue>, cfg: AsyncConfig
     }
 }
 
-fn log_failure(result: Result<(), crate::queue::QueueError>) {
+/// Records a delivery's outcome. The queue fsyncs, so this runs off the reactor.
+async fn record(
+    queue: &Arc<Queue>,
+    op: impl FnOnce(&Queue) -> Result<(), crate::queue::QueueError> + Send + 'static,
+) {
+    let queue = queue.clone();
+    let result = match tokio::task::spawn_blocking(move || op(&queue)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
     if let Err(e) = result {
         tracing::error!(error = %e, "the async queue could not record a delivery; the event may be delivered again");
     }
 }
 
-async fn deliver(gateway: &Gateway, queue: &Queue, event: Event, cfg: &AsyncConfig) {
+async fn deliver(gateway: &Gateway, queue: &Arc<Queue>, event: Event, cfg: &AsyncConfig) {
     let id = event.id.clone();
     let age = Duration::from_millis((now_ms() - event.enqueued_at_ms).max(0) as u64);
     if age > cfg.max_event_age {
         tracing::warn!(request_id = %id, function = %event.function, ?age, "dropping an event older than the maximum event age");
-        log_failure(queue.done(&id));
+        {
+            let id = id.clone();
+            record(queue, move |q| q.done(&id)).await;
+        }
         return;
     }
     let resolved = match gateway
@@ -98,7 +110,10 @@ async fn deliver(gateway: &Gateway, queue: &Queue, event: Event, cfg: &AsyncConf
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(request_id = %id, function = %event.function, error = %e, "dropping an event whose function is gone");
-            log_failure(queue.done(&id));
+            {
+                let id = id.clone();
+                record(queue, move |q| q.done(&id)).await;
+            }
             return;
         }
     };
@@ -118,21 +133,28 @@ async fn deliver(gateway: &Gateway, queue: &Queue, event: Event, cfg: &AsyncConf
         .execute(&headers, &resolved, payload, &id, &trace)
         .await
     {
-        Ok(outcome) if outcome.error_type.is_none() => log_failure(queue.done(&id)),
+        Ok(outcome) if outcome.error_type.is_none() => {
+            let id = id.clone();
+            record(queue, move |q| q.done(&id)).await;
+        }
         Ok(outcome) => {
             let attempt = event.attempt as usize;
             match cfg.retry_delays.get(attempt) {
                 Some(delay) => {
                     tracing::info!(request_id = %id, function = %event.function, attempt = attempt + 1, error = ?outcome.error_type, ?delay, "function error; retrying");
-                    log_failure(queue.retry(
-                        &id,
+                    let (id, attempt, at) = (
+                        id.clone(),
                         event.attempt + 1,
                         now_ms() + delay.as_millis() as i64,
-                    ));
+                    );
+                    record(queue, move |q| q.retry(&id, attempt, at)).await;
                 }
                 None => {
                     tracing::warn!(request_id = %id, function = %event.function, attempts = attempt + 1, error = ?outcome.error_type, "discarding an event after its last retry");
-                    log_failure(queue.done(&id));
+                    {
+                        let id = id.clone();
+                        record(queue, move |q| q.done(&id)).await;
+                    }
                 }
             }
         }
@@ -144,7 +166,8 @@ async fn deliver(gateway: &Gateway, queue: &Queue, event: Event, cfg: &AsyncConf
                 1000
             };
             tracing::debug!(request_id = %id, error = %e, "delivery deferred");
-            log_failure(queue.retry(&id, event.attempt, now_ms() + backoff));
+            let (id, attempt, at) = (id.clone(), event.attempt, now_ms() + backoff);
+            record(queue, move |q| q.retry(&id, attempt, at)).await;
         }
     }
 }
