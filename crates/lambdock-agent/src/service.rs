@@ -345,40 +345,14 @@ impl Agent for AgentService {
         &self,
         request: Request<WorkerRef>,
     ) -> Result<Response<pb::Worker>, Status> {
-        let r = request.into_inner();
-        let (record, state, _) = self.owned(&r.owner_id, &r.worker_id)?;
-        if state == WorkerState::Stopped {
-            return Err(Status::failed_precondition(format!(
-                "worker {} has stopped",
-                record.id
-            )));
-        }
-        self.inner
-            .backend
-            .pause(&record)
-            .await
-            .map_err(|e| backend_status(&e))?;
-        self.set_state(&record.id, WorkerState::Paused)
+        self.freeze(request.into_inner(), true).await
     }
 
     async fn resume_worker(
         &self,
         request: Request<WorkerRef>,
     ) -> Result<Response<pb::Worker>, Status> {
-        let r = request.into_inner();
-        let (record, state, _) = self.owned(&r.owner_id, &r.worker_id)?;
-        if state == WorkerState::Stopped {
-            return Err(Status::failed_precondition(format!(
-                "worker {} has stopped",
-                record.id
-            )));
-        }
-        self.inner
-            .backend
-            .resume(&record)
-            .await
-            .map_err(|e| backend_status(&e))?;
-        self.set_state(&record.id, WorkerState::Running)
+        self.freeze(request.into_inner(), false).await
     }
 
     async fn list_workers(
@@ -551,6 +525,32 @@ impl Agent for AgentService {
 }
 
 impl AgentService {
+    /// Pauses (`pause`) or resumes a worker that has not stopped.
+    async fn freeze(&self, r: WorkerRef, pause: bool) -> Result<Response<pb::Worker>, Status> {
+        let (record, state, _) = self.owned(&r.owner_id, &r.worker_id)?;
+        if state == WorkerState::Stopped {
+            return Err(Status::failed_precondition(format!(
+                "worker {} has stopped",
+                record.id
+            )));
+        }
+        let backend = &self.inner.backend;
+        let done = if pause {
+            backend.pause(&record).await
+        } else {
+            backend.resume(&record).await
+        };
+        done.map_err(|e| backend_status(&e))?;
+        self.set_state(
+            &record.id,
+            if pause {
+                WorkerState::Paused
+            } else {
+                WorkerState::Running
+            },
+        )
+    }
+
     fn set_state(&self, id: &str, state: WorkerState) -> Result<Response<pb::Worker>, Status> {
         let worker = {
             let mut workers = self.workers();

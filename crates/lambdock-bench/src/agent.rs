@@ -13,7 +13,7 @@ use lambdock_proto::agent::{
     CodeBundle, CreateWorkerRequest, InvokeRequest, WorkerRef, create_worker_request,
 };
 
-use crate::{percentile, ratio};
+use crate::{Error, percentile, ratio};
 
 struct AgentProcess {
     child: Child,
@@ -36,7 +36,7 @@ fn start_agent(
     rie: &Path,
     python: &Path,
     data: &Path,
-) -> Result<AgentProcess, Box<dyn std::error::Error>> {
+) -> Result<AgentProcess, Error> {
     let addr = free_addr()?;
     let child = Command::new(lambdock)
         .args(["--log", "warn", "agent", "--listen", &addr.to_string()])
@@ -66,7 +66,7 @@ fn physical_start(
     command: &[String],
     dir: &Path,
     env: &[(&str, String)],
-) -> Result<Duration, Box<dyn std::error::Error>> {
+) -> Result<Duration, Error> {
     use std::io::Read;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let api = listener.local_addr()?;
@@ -117,7 +117,7 @@ fn physical_start(
     Ok(elapsed)
 }
 
-fn python_startup(python: &Path) -> Result<Duration, Box<dyn std::error::Error>> {
+fn python_startup(python: &Path) -> Result<Duration, Error> {
     let started = Instant::now();
     Command::new(python).args(["-c", "pass"]).status()?;
     Ok(started.elapsed())
@@ -139,7 +139,7 @@ pub async fn run(
     python: &Path,
     repo: &Path,
     creations: usize,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), Error> {
     // The runtimes start in their code directory: relative paths would not resolve there.
     let (lambdock, rie, function) = (
         lambdock.canonicalize()?,

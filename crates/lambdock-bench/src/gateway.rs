@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::{percentile, ratio};
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use crate::Error;
 
 struct Up {
     child: Child,
@@ -42,13 +42,14 @@ fn payload() -> Bytes {
     Bytes::from(format!(r#"{{"action":"noop","pad":"{pad}"}}"#))
 }
 
-struct Conn {
+/// One keep-alive connection, as a gateway holds to a worker.
+pub(crate) struct Conn {
     sender: http1::SendRequest<Full<Bytes>>,
     addr: SocketAddr,
 }
 
 impl Conn {
-    async fn open(addr: SocketAddr) -> Result<Conn, Error> {
+    pub(crate) async fn open(addr: SocketAddr) -> Result<Conn, Error> {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
@@ -56,7 +57,8 @@ impl Conn {
         Ok(Conn { sender, addr })
     }
 
-    async fn send(&mut self, path: &str, body: Bytes, sign: bool) -> Result<(), Error> {
+    /// Posts `body` to `path` (SigV4-signed when `sign`) and checks the answer is `{}`.
+    pub(crate) async fn send(&mut self, path: &str, body: Bytes, sign: bool) -> Result<(), Error> {
         let (mut parts, ()) = http::Request::post(format!("http://{}{path}", self.addr))
             .body(())?
             .into_parts();
@@ -136,7 +138,7 @@ async fn load(
 }
 
 const INVOKE: &str = "/2015-03-31/functions/noop/invocations";
-const RIE_INVOKE: &str = "/2015-03-31/functions/function/invocations";
+use crate::RIE_INVOKE;
 
 /// Measures and prints the gateway table.
 pub async fn run(

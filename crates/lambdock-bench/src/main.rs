@@ -14,9 +14,6 @@ use clap::{Parser, ValueEnum};
 
 mod agent;
 mod gateway;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 
 #[derive(Parser)]
 #[command(
@@ -117,38 +114,13 @@ impl Drop for Emulator {
     }
 }
 
-const NOOP: &str = r#"{"action":"noop"}"#;
+/// Errors of the benchmark.
+pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// One keep-alive connection, as a gateway would hold to a worker.
-struct Connection {
-    sender: http1::SendRequest<Full<Bytes>>,
-}
+const RIE_INVOKE: &str = "/2015-03-31/functions/function/invocations";
 
-impl Connection {
-    async fn open(addr: SocketAddr) -> Result<Connection, Box<dyn std::error::Error>> {
-        let stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
-        Ok(Connection { sender })
-    }
-
-    async fn invoke(&mut self) -> Result<(), Box<dyn std::error::Error>> {
-        let req = http::Request::post("/2015-03-31/functions/function/invocations")
-            .header("host", "localhost")
-            .body(Full::new(Bytes::from_static(NOOP.as_bytes())))?;
-        let resp = self.sender.send_request(req).await?;
-        let status = resp.status();
-        let body = resp.into_body().collect().await?.to_bytes();
-        if status != 200 || body.as_ref() != b"{}" {
-            return Err(format!(
-                "unexpected answer {status}: {}",
-                String::from_utf8_lossy(&body)
-            )
-            .into());
-        }
-        Ok(())
-    }
+fn noop() -> Bytes {
+    Bytes::from_static(br#"{"action":"noop"}"#)
 }
 
 struct Figures {
@@ -165,31 +137,30 @@ pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(idx).copied().unwrap_or_default()
 }
 
-async fn measure(
-    bin: &Path,
-    function: &Path,
-    args: &Args,
-) -> Result<Figures, Box<dyn std::error::Error>> {
+async fn measure(bin: &Path, function: &Path, args: &Args) -> Result<Figures, Error> {
     // Cold start: process start to the first answer.
     let mut colds = Vec::with_capacity(args.cold_starts);
     for _ in 0..args.cold_starts {
         let started = Instant::now();
         let emu = Emulator::start(bin, function)?;
-        Connection::open(emu.invoke).await?.invoke().await?;
+        gateway::Conn::open(emu.invoke)
+            .await?
+            .send(RIE_INVOKE, noop(), false)
+            .await?;
         colds.push(started.elapsed());
     }
     colds.sort();
 
     let emu = Emulator::start(bin, function)?;
-    let mut conn = Connection::open(emu.invoke).await?;
+    let mut conn = gateway::Conn::open(emu.invoke).await?;
     for _ in 0..200 {
-        conn.invoke().await?;
+        conn.send(RIE_INVOKE, noop(), false).await?;
     }
     let mut samples = Vec::with_capacity(args.invokes);
     let started = Instant::now();
     for _ in 0..args.invokes {
         let t = Instant::now();
-        conn.invoke().await?;
+        conn.send(RIE_INVOKE, noop(), false).await?;
         samples.push(t.elapsed());
     }
     let total = started.elapsed();
@@ -214,7 +185,7 @@ pub(crate) fn ratio(ours: f64, theirs: f64) -> String {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Error> {
     let args = Args::parse();
     for (what, path) in [
         ("lambdock-rie", &args.rie),
@@ -253,13 +224,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &args.python,
             args.invokes,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
     Ok(())
 }
 
-async fn rie_table(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+async fn rie_table(args: &Args) -> Result<(), Error> {
     eprintln!("measuring lambdock-rie ...");
     let ours = measure(&args.rie, &args.function, args).await?;
     eprintln!("measuring AWS RIE ...");

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::errors::LambdaError;
 use crate::gateway::Gateway;
+use crate::now_ms;
 use crate::queue::{Event, Queue};
 
 /// Retry rules.
@@ -35,12 +36,6 @@ impl Default for AsyncConfig {
             max_in_flight: 256,
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Delivers queued events until the task is dropped.

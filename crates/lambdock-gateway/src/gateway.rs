@@ -97,32 +97,12 @@ type Body = Full<Bytes>;
 
 fn now_iso() -> String {
     // Lambda's LastModified format: 2026-12-03T14:00:00.000+0000.
-    let t = humantime_like(SystemTime::now());
-    format!("{t}+0000")
+    lambda_time(SystemTime::now())
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmm` in UTC, from the civil calendar.
-fn humantime_like(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+fn lambda_time(t: SystemTime) -> String {
+    let rfc3339 = humantime::format_rfc3339_millis(t).to_string();
+    format!("{}+0000", rfc3339.trim_end_matches('Z'))
 }
 
 /// An X-Ray trace header, as Lambda generates one when the caller sent none.
@@ -276,9 +256,7 @@ impl Gateway {
                 .map(|f| (f.clone(), self.breakers.state(f) as i64))
                 .collect();
             let queue = self.queue.as_ref().map(|q| {
-                let now = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
+                let now = crate::now_ms();
                 (
                     q.pending() as i64,
                     q.oldest_enqueued_at_ms()
@@ -470,9 +448,7 @@ impl Gateway {
         if let Some(cc) = header(h, "x-amz-client-context") {
             headers.insert("x-amz-client-context".into(), cc.to_string());
         }
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = crate::now_ms();
         let event = Event {
             id: request_id.to_string(),
             function: resolved.function.name.clone(),
@@ -669,7 +645,7 @@ mod tests {
     #[test]
     fn timestamps_are_lambdas() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_306_878_954);
-        assert_eq!(humantime_like(t), "2026-12-03T14:07:58.954");
+        assert_eq!(lambda_time(t), "2026-12-03T14:07:58.954+0000");
     }
 
     #[test]

@@ -22,3 +22,10 @@ pub mod queue;
 pub mod registry;
 pub mod server;
 pub mod sigv4;
+
+/// Now, as Unix epoch milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -347,9 +347,7 @@ impl Pools {
             .values()
             .flat_map(|p| p.members().iter().cloned().collect::<Vec<_>>())
             .collect();
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = crate::now_ms();
         for w in listed {
             if known.contains(&w.id) || now_ms - w.created_at_ms < grace.as_millis() as i64 {
                 continue;
@@ -448,9 +446,7 @@ impl Pools {
             .values()
             .flat_map(|p| p.idle().iter().map(|w| w.id.clone()).collect::<Vec<_>>())
             .collect();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = crate::now_ms();
         let mut out = Vec::new();
         for w in workers {
             let metrics = agent

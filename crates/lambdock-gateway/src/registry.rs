@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use lambdock_template::manifest::{Function, Manifest};
+use lambdock_template::manifest::{Function, Manifest, valid_function_name};
 
 use crate::errors::LambdaError;
 
@@ -43,14 +43,6 @@ pub struct Registry {
     pub account_id: String,
     /// Functions by name.
     pub functions: BTreeMap<String, Arc<FunctionEntry>>,
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn valid_qualifier(q: &str) -> bool {
@@ -119,7 +111,7 @@ impl Registry {
             }
             _ => return Err(invalid()),
         };
-        if !valid_name(name) || qualifier.is_some_and(|q| !valid_qualifier(q)) {
+        if !valid_function_name(name) || qualifier.is_some_and(|q| !valid_qualifier(q)) {
             return Err(invalid());
         }
         if account.is_some_and(|a| a.len() != 12 || !a.chars().all(|c| c.is_ascii_digit())) {

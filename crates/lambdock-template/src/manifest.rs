@@ -139,8 +139,8 @@ pub enum ManifestError {
     },
 }
 
-/// Lambda's function name rule.
-fn valid_name(name: &str) -> bool {
+/// Lambda's function name rule: 1-64 letters, digits, hyphens or underscores.
+pub fn valid_function_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -190,7 +190,7 @@ impl Manifest {
                 function: name.clone(),
                 reason,
             };
-            if !valid_name(name) {
+            if !valid_function_name(name) {
                 return Err(invalid(
                     "names are 1-64 letters, digits, hyphens or underscores".into(),
                 ));
