@@ -63,7 +63,7 @@ def test_every_accepted_event_survives_kill_9(up_factory, record_file):
 
     def submit(i):
         try:
-            send(up.client(), {"action": "record", "id": f"ev-{i}", "path": str(record_file), "sleep": 0.02})
+            send(up.client(), {"action": "record", "id": f"ev-{i}", "path": str(record_file), "sleep": 0.2})
             return f"ev-{i}"
         except Exception:
             return None  # refused while the gateway was down: never accepted
