@@ -105,8 +105,8 @@ fn lambda_time(t: SystemTime) -> String {
     format!("{}+0000", rfc3339.trim_end_matches('Z'))
 }
 
-/// An X-Ray trace header, as Lambda generates one when the caller sent none.
-fn new_trace_id() -> String {
+/// An X-Ray trace header, as Lambda (or API Gateway) generates one when the caller sent none.
+pub fn new_trace_id() -> String {
     let epoch = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
@@ -438,9 +438,6 @@ impl Gateway {
         request_id: &str,
         trace_id: &str,
     ) -> Result<Response<Body>, LambdaError> {
-        let queue = self.queue.clone().ok_or_else(|| {
-            LambdaError::Service("this gateway has no queue for asynchronous invocations".into())
-        })?;
         let mut headers = std::collections::BTreeMap::from([(
             "x-amzn-trace-id".to_string(),
             trace_id.to_string(),
@@ -448,6 +445,27 @@ impl Gateway {
         if let Some(cc) = header(h, "x-amz-client-context") {
             headers.insert("x-amz-client-context".into(), cc.to_string());
         }
+        self.enqueue(resolved, body, headers, request_id).await?;
+        let mut resp = json_response(StatusCode::ACCEPTED, String::new(), request_id);
+        resp.headers_mut().remove("content-type");
+        if let Ok(v) = HeaderValue::from_str(trace_id) {
+            resp.headers_mut().insert("x-amzn-trace-id", v);
+        }
+        Ok(resp)
+    }
+
+    /// Puts an asynchronous invocation durably on the queue (Event invokes, schedules):
+    /// `headers` are the invoke headers its delivery carries (`x-amzn-trace-id`, ...).
+    pub async fn enqueue(
+        &self,
+        resolved: &Resolved,
+        body: Bytes,
+        headers: std::collections::BTreeMap<String, String>,
+        request_id: &str,
+    ) -> Result<(), LambdaError> {
+        let queue = self.queue.clone().ok_or_else(|| {
+            LambdaError::Service("this gateway has no queue for asynchronous invocations".into())
+        })?;
         let now = crate::now_ms();
         let event = Event {
             id: request_id.to_string(),
@@ -464,12 +482,7 @@ impl Gateway {
             .await
             .map_err(|e| LambdaError::Service(format!("queueing the event: {e}")))?
             .map_err(|e| LambdaError::Service(format!("queueing the event: {e}")))?;
-        let mut resp = json_response(StatusCode::ACCEPTED, String::new(), request_id);
-        resp.headers_mut().remove("content-type");
-        if let Ok(v) = HeaderValue::from_str(trace_id) {
-            resp.headers_mut().insert("x-amzn-trace-id", v);
-        }
-        Ok(resp)
+        Ok(())
     }
 
     /// The queue, when asynchronous invocations are on.

@@ -43,6 +43,8 @@ pub struct Registry {
     pub account_id: String,
     /// Functions by name.
     pub functions: BTreeMap<String, Arc<FunctionEntry>>,
+    /// The whole manifest (routes, schedules and resources are read from it).
+    pub manifest: Arc<Manifest>,
 }
 
 fn valid_qualifier(q: &str) -> bool {
@@ -76,6 +78,7 @@ impl Registry {
             region: region.into(),
             account_id: account_id.into(),
             functions,
+            manifest: Arc::new(manifest.clone()),
         }
     }
 

@@ -33,6 +33,253 @@ pub struct Manifest {
     /// Functions by name.
     #[serde(default)]
     pub functions: BTreeMap<String, Function>,
+    /// HTTP APIs (`AWS::Serverless::Api` / `HttpApi`, and the implicit ones SAM creates) by
+    /// logical id.
+    #[serde(default)]
+    pub apis: BTreeMap<String, Api>,
+    /// Routes of the APIs, each to one function.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Scheduled invocations (`Schedule`, `ScheduleV2` events) by name.
+    #[serde(default)]
+    pub schedules: BTreeMap<String, Schedule>,
+    /// S3 buckets to provision, by bucket name.
+    #[serde(default)]
+    pub buckets: BTreeMap<String, Bucket>,
+    /// DynamoDB tables to provision, by table name.
+    #[serde(default)]
+    pub tables: BTreeMap<String, Table>,
+}
+
+/// Which API Gateway flavour serves an API, which fixes its event payload and error shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKind {
+    /// REST API (`AWS::Serverless::Api`, `Api` events): payload 1.0, 403 on unknown routes.
+    Rest,
+    /// HTTP API (`AWS::Serverless::HttpApi`, `HttpApi` events): payload 2.0 by default, 404.
+    Http,
+}
+
+/// One API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Api {
+    /// REST or HTTP.
+    pub kind: ApiKind,
+    /// `StageName` (REST: `Prod` by SAM's default; HTTP: `$default`).
+    pub stage: String,
+    /// CORS settings, when the API has them.
+    #[serde(default)]
+    pub cors: Option<Cors>,
+    /// Authorizers by name (routes refer to them).
+    #[serde(default)]
+    pub authorizers: BTreeMap<String, Authorizer>,
+}
+
+/// CORS as API Gateway applies it (answers preflights, decorates responses).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Cors {
+    /// Allowed origins (`*` for any).
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    /// Allowed methods.
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// Allowed request headers.
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Response headers exposed to the page.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// `Access-Control-Max-Age`, seconds.
+    #[serde(default)]
+    pub max_age_s: Option<u64>,
+    /// `Access-Control-Allow-Credentials`.
+    #[serde(default)]
+    pub allow_credentials: bool,
+}
+
+/// How a route's callers are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Authorizer {
+    /// A JWT authorizer (HTTP API `JwtConfiguration`): tokens from `identity_source` are verified
+    /// against the issuer's keys and must carry one of the audiences.
+    Jwt {
+        /// `IdentitySource`, such as `$request.header.Authorization`.
+        identity_source: String,
+        /// `issuer`.
+        issuer: String,
+        /// `audience`.
+        #[serde(default)]
+        audience: Vec<String>,
+    },
+    /// Tokens issued by the platform's own login endpoint (the reference's scheme), in the
+    /// `Authorization` header.
+    Lambdock,
+}
+
+/// One route: a method and path of an API to a function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// The API's logical id (a key of [`Manifest::apis`]).
+    pub api: String,
+    /// Upper-case HTTP method, or `ANY`.
+    pub method: String,
+    /// Path with `{param}` and a trailing `{proxy+}`, as in the template.
+    pub path: String,
+    /// The function.
+    pub function: String,
+    /// Version or alias to invoke (`AutoPublishAlias` routes call the alias), `None` for
+    /// `$LATEST`.
+    #[serde(default)]
+    pub qualifier: Option<String>,
+    /// Event payload version, `1.0` or `2.0`.
+    pub payload_version: String,
+    /// Authorizer name (a key of the API's authorizers); `None` for an open route.
+    #[serde(default)]
+    pub authorizer: Option<String>,
+    /// OAuth scopes the authorizer must find in the token.
+    #[serde(default)]
+    pub authorization_scopes: Vec<String>,
+    /// Callers must send a valid `x-api-key`.
+    #[serde(default)]
+    pub api_key_required: bool,
+}
+
+/// A scheduled invocation (EventBridge rule or EventBridge Scheduler schedule).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// The function.
+    pub function: String,
+    /// Version or alias to invoke, `None` for `$LATEST`.
+    #[serde(default)]
+    pub qualifier: Option<String>,
+    /// `rate(...)` or `cron(...)`, EventBridge syntax.
+    pub expression: String,
+    /// IANA time zone of a cron expression (`ScheduleV2`'s `ScheduleExpressionTimezone`);
+    /// `None` is UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// The event sent instead of EventBridge's scheduled event (`Input`, a JSON text).
+    #[serde(default)]
+    pub input: Option<String>,
+    /// `false` keeps the schedule but never fires it.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `ScheduleV2` (EventBridge Scheduler) rather than an EventBridge rule.
+    #[serde(default)]
+    pub scheduler: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// An S3 bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Lifecycle rules.
+    #[serde(default)]
+    pub lifecycle_rules: Vec<LifecycleRule>,
+    /// CORS rules.
+    #[serde(default)]
+    pub cors_rules: Vec<BucketCorsRule>,
+}
+
+/// A bucket lifecycle rule (the subset with an effect on-prem: expiration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRule {
+    /// `Id`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// `Status: Enabled`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Key prefix the rule applies to (empty: every object).
+    #[serde(default)]
+    pub prefix: String,
+    /// `ExpirationInDays`.
+    #[serde(default)]
+    pub expiration_days: Option<u32>,
+    /// `AbortIncompleteMultipartUpload.DaysAfterInitiation`.
+    #[serde(default)]
+    pub abort_incomplete_multipart_days: Option<u32>,
+}
+
+/// A bucket CORS rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BucketCorsRule {
+    /// `AllowedOrigins`.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// `AllowedMethods`.
+    #[serde(default)]
+    pub allowed_methods: Vec<String>,
+    /// `AllowedHeaders`.
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    /// `ExposedHeaders`.
+    #[serde(default)]
+    pub exposed_headers: Vec<String>,
+    /// `MaxAge`, seconds.
+    #[serde(default)]
+    pub max_age_s: Option<u32>,
+}
+
+/// A DynamoDB table, in the terms of `CreateTable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    /// `KeySchema`.
+    pub key_schema: Vec<KeyElement>,
+    /// `AttributeDefinitions`.
+    pub attributes: Vec<AttributeDefinition>,
+    /// `GlobalSecondaryIndexes`.
+    #[serde(default)]
+    pub global_secondary_indexes: Vec<SecondaryIndex>,
+    /// `LocalSecondaryIndexes`.
+    #[serde(default)]
+    pub local_secondary_indexes: Vec<SecondaryIndex>,
+    /// `PAY_PER_REQUEST` or `PROVISIONED`.
+    pub billing_mode: String,
+    /// `TimeToLiveSpecification.AttributeName` when enabled.
+    #[serde(default)]
+    pub ttl_attribute: Option<String>,
+    /// `StreamSpecification.StreamViewType`, when streams are on.
+    #[serde(default)]
+    pub stream_view_type: Option<String>,
+}
+
+/// A key attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyElement {
+    /// Attribute name.
+    pub name: String,
+    /// `HASH` or `RANGE`.
+    pub key_type: String,
+}
+
+/// An attribute's type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributeDefinition {
+    /// Attribute name.
+    pub name: String,
+    /// `S`, `N` or `B`.
+    pub attribute_type: String,
+}
+
+/// A global or local secondary index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondaryIndex {
+    /// `IndexName`.
+    pub name: String,
+    /// `KeySchema`.
+    pub key_schema: Vec<KeyElement>,
+    /// `Projection.ProjectionType`: `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    pub projection: String,
+    /// `Projection.NonKeyAttributes`.
+    #[serde(default)]
+    pub non_key_attributes: Vec<String>,
 }
 
 /// Where a function's code is.
@@ -98,6 +345,23 @@ pub struct Function {
     /// Aliases to version numbers (`live` → `1`).
     #[serde(default)]
     pub aliases: BTreeMap<String, String>,
+    /// `ImageConfig` of an image function.
+    #[serde(default)]
+    pub image_config: Option<ImageConfig>,
+}
+
+/// An image function's overrides of its image's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ImageConfig {
+    /// `EntryPoint`.
+    #[serde(default)]
+    pub entry_point: Vec<String>,
+    /// `Command`.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// `WorkingDirectory`.
+    #[serde(default)]
+    pub working_directory: Option<String>,
 }
 
 /// A manifest that cannot be used.
@@ -221,6 +485,51 @@ impl Manifest {
                         "alias {alias} points at version {version}, which is not published"
                     )));
                 }
+            }
+        }
+        let invalid = |kind: &str, name: &str, reason: String| ManifestError::Invalid {
+            function: format!("{kind} {name}"),
+            reason,
+        };
+        for route in &self.routes {
+            let name = format!("{} {} ({})", route.method, route.path, route.api);
+            let api = self.apis.get(&route.api).ok_or_else(|| {
+                invalid("route", &name, format!("API {} is not defined", route.api))
+            })?;
+            if !self.functions.contains_key(&route.function) {
+                return Err(invalid(
+                    "route",
+                    &name,
+                    format!("function {} is not defined", route.function),
+                ));
+            }
+            if !matches!(route.payload_version.as_str(), "1.0" | "2.0") {
+                return Err(invalid(
+                    "route",
+                    &name,
+                    format!(
+                        "payload_version {} is not 1.0 or 2.0",
+                        route.payload_version
+                    ),
+                ));
+            }
+            if let Some(authorizer) = &route.authorizer
+                && !api.authorizers.contains_key(authorizer)
+            {
+                return Err(invalid(
+                    "route",
+                    &name,
+                    format!("authorizer {authorizer} is not defined on its API"),
+                ));
+            }
+        }
+        for (name, schedule) in &self.schedules {
+            if !self.functions.contains_key(&schedule.function) {
+                return Err(invalid(
+                    "schedule",
+                    name,
+                    format!("function {} is not defined", schedule.function),
+                ));
             }
         }
         Ok(())
