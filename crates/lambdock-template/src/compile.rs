@@ -78,6 +78,17 @@ fn compile_node(
     root: &Node,
     opts: &CompileOptions,
 ) -> Result<Compiled, TemplateError> {
+    let ctx = context(path, root, opts)?;
+    build_manifest(path, &ctx, opts)
+}
+
+/// Everything up to the resources' properties: parameters, conditions, Globals, the resource
+/// table (with SAM's implicit APIs).
+pub(crate) fn context<'t>(
+    path: &Path,
+    root: &'t Node,
+    opts: &CompileOptions,
+) -> Result<Ctx<'t>, TemplateError> {
     let pseudo = Pseudo {
         region: opts.region.clone(),
         account_id: opts.account_id.clone(),
@@ -118,7 +129,7 @@ fn compile_node(
             node: None,
         });
     }
-    build_manifest(path, &ctx, opts)
+    Ok(ctx)
 }
 
 fn declare<'t>(
@@ -335,8 +346,125 @@ pub fn parse_overrides<S: AsRef<str>>(words: &[S]) -> Result<BTreeMap<String, St
     Ok(out)
 }
 
+/// Compiles template text as if it were the file `t.yaml` in the current folder.
 #[cfg(test)]
-pub(crate) fn compile_text(text: &str, opts: &CompileOptions) -> Result<Compiled, TemplateError> {
+pub(crate) fn compile_text(text: &str) -> Result<Compiled, TemplateError> {
     let root = yaml::parse(Path::new("t.yaml"), text)?;
-    compile_node(Path::new("t.yaml"), &root, opts)
+    compile_node(Path::new("t.yaml"), &root, &CompileOptions::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FN: &str = "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: src\n      Handler: app.handler\n      Runtime: python3.12\n";
+
+    fn err(text: &str) -> String {
+        compile_text(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn function_errors_name_line_and_resource() {
+        let e = err(&FN.replace("python3.12", "nodejs20.x"));
+        assert!(e.starts_with("t.yaml:7:16: resource Fn: runtime nodejs20.x is not supported; Lambdock runs: provided,"), "{e}");
+        let e = err(&FN.replace("CodeUri: src", "CodeUri: missing/"));
+        assert!(
+            e.starts_with(
+                "t.yaml:5:16: resource Fn: CodeUri \"missing/\": no such folder or .zip file"
+            ),
+            "{e}"
+        );
+        let e = err(&FN.replace("      CodeUri: src\n", ""));
+        assert!(e.contains("resource Fn: CodeUri is required"), "{e}");
+        let e = err(&FN.replace("CodeUri: src", "CodeUri: {Bucket: b, Key: k}"));
+        assert!(e.contains("S3 locations are not supported"), "{e}");
+        let e = err(&format!(
+            "{FN}      Layers: [arn:aws:lambda:us-east-1:1:layer:x:1]\n"
+        ));
+        assert!(e.contains("t.yaml:8:15: resource Fn: layer arn:aws:lambda:us-east-1:1:layer:x:1 is not a layer of this template"), "{e}");
+        let e = err(&format!(
+            "Globals:\n  Function:\n    Architectures: [x86_64]\n{FN}      Architectures: [arm64]\n"
+        ));
+        assert!(e.contains("a function has one architecture"), "{e}");
+        let e = err(&format!("{FN}      MemorySize: 64\n"));
+        assert!(
+            e.contains("function Fn: memory_mb 64 is outside 128-10240"),
+            "{e}"
+        );
+        let e = err(&format!("{FN}      Timeout: soon\n"));
+        assert!(
+            e.contains("t.yaml:8:16: resource Fn: expected a number, found \"soon\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn event_errors() {
+        let e = err(&format!(
+            "{FN}      Events:\n        E: {{Type: Api, Properties: {{Path: /, Method: get, RestApiId: !Ref Nope}}}}\n"
+        ));
+        assert!(
+            e.contains(
+                "resource Fn: RestApiId Nope is not an AWS::Serverless::Api of this template"
+            ),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{FN}      Events:\n        E: {{Type: Api, Properties: {{Path: /}}}}\n"
+        ));
+        assert!(e.contains("event E: Path and Method are required"), "{e}");
+        let e = err(&format!(
+            "{FN}      Events:\n        E: {{Type: Schedule, Properties: {{Schedule: rate(1 minute), Input: 'not json'}}}}\n"
+        ));
+        assert!(e.contains("event E: Input is not JSON"), "{e}");
+    }
+
+    #[test]
+    fn template_shape_errors() {
+        assert!(
+            err("Resources: {}\nOutput: {}\n")
+                .contains("t.yaml:2:9: unknown top-level section Output")
+        );
+        assert!(err("Description: x\n").contains("Resources is required"));
+        assert!(
+            err("Resources:\n  X: {Properties: {}}\n").contains("resource X: Type is required")
+        );
+        let e = err(
+            "Resources:\n  T:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      KeySchema: [{AttributeName: id, KeyType: HASH}]\n",
+        );
+        assert!(
+            e.contains("t.yaml:5:18: resource T: key attribute id is not in AttributeDefinitions"),
+            "{e}"
+        );
+        let e = err(
+            "Resources:\n  A: {Type: AWS::S3::Bucket, Properties: {BucketName: x}}\n  B: {Type: AWS::S3::Bucket, Properties: {BucketName: x}}\n",
+        );
+        assert!(e.contains("resource B: bucket name x is used twice"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_resources_and_events_are_warnings() {
+        let text = format!(
+            "{FN}      Policies: [AWSLambdaBasicExecutionRole]\n      Events:\n        Q: {{Type: SQS, Properties: {{Queue: !GetAtt Queue.Arn}}}}\n  Queue: {{Type: AWS::SQS::Queue}}\n  Role: {{Type: AWS::IAM::Role}}\n"
+        );
+        let c = compile_text(&text).unwrap();
+        assert_eq!(
+            c.warnings,
+            [
+                "resources Lambdock does not run (ignored): Queue (AWS::SQS::Queue), Role (AWS::IAM::Role)",
+                "Fn event Q: events of type SQS are not run by Lambdock",
+                "Fn (AWS::Serverless::Function): ignored properties: Policies",
+            ]
+        );
+    }
+
+    #[test]
+    fn overrides_parse_like_sam() {
+        let o = parse_overrides(&["A=1", "B=x=y", "ParameterKey=C,ParameterValue=z"]).unwrap();
+        assert_eq!(o["A"], "1");
+        assert_eq!(o["B"], "x=y");
+        assert_eq!(o["C"], "z");
+        assert!(parse_overrides(&["nope"]).is_err());
+        assert!(parse_overrides(&["=1"]).is_err());
+    }
 }
