@@ -61,12 +61,11 @@ pub(crate) fn compile(
             .get("ImageConfig")?
             .map(|c| image_config(p, &c))
             .transpose()?;
-        (
-            Code::Image(uri),
-            String::new(),
-            p.string("Handler")?.unwrap_or_default(),
-            config,
-        )
+        // Runtime, Handler and Layers belong to the image; Globals may still carry them.
+        for key in ["Runtime", "Handler", "Layers"] {
+            p.raw(key);
+        }
+        (Code::Image(uri), String::new(), String::new(), config)
     } else {
         let key = if serverless { "CodeUri" } else { "Code" };
         if serverless && p.raw("InlineCode").is_some() {
@@ -112,7 +111,7 @@ pub(crate) fn compile(
         None => BTreeMap::new(),
     };
     let mut layers = Vec::new();
-    if let Some(list) = p.get("Layers")? {
+    if !image && let Some(list) = p.get("Layers")? {
         for arn in to_strings(ctx, &list)? {
             let path = env.layers.get(&arn).ok_or_else(|| {
                 ctx.err(
