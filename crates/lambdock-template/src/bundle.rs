@@ -136,3 +136,74 @@ fn copy_dir(src: &Path, dest: &Path, build_dir: &Path) -> Result<(), TemplateErr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::compile::{CompileOptions, compile};
+
+    #[test]
+    fn folders_are_copied_zips_unpacked_and_the_manifest_loads() {
+        let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/templates/features");
+        let compiled = compile(&case.join("template.yaml"), &CompileOptions::default()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        for _ in 0..2 {
+            // Twice: a rebuild replaces the previous tree.
+            let built = build(&compiled, out.path()).unwrap();
+            let root = fs::canonicalize(out.path()).unwrap();
+            let zip_fn = &built.manifest.functions["dev-zip"];
+            assert_eq!(zip_fn.code, Code::Dir(root.join("functions/dev-zip")));
+            assert!(root.join("functions/dev-zip/app.py").is_file());
+            let tool = fs::metadata(root.join("functions/dev-zip/bin/tool")).unwrap();
+            assert_eq!(tool.permissions().mode() & 0o111, 0o111, "modes kept");
+            assert!(root.join("functions/ApiFunction/app.py").is_file());
+            assert_eq!(
+                built.manifest.functions["ApiFunction"].layers,
+                [
+                    root.join("layers/lambdock-shared"),
+                    root.join("layers/ZipLayer")
+                ]
+            );
+            assert!(root.join("layers/ZipLayer/python/extra.py").is_file());
+            assert!(
+                root.join("layers/lambdock-shared/python/shared.py")
+                    .is_file()
+            );
+            let loaded = Manifest::load(&root.join("manifest.json")).unwrap();
+            assert_eq!(loaded, built.manifest);
+        }
+    }
+
+    #[test]
+    fn a_build_dir_inside_the_code_folder_is_not_copied_into_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("template.yaml"),
+            "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: ., Handler: app.h, Runtime: python3.12}\n",
+        )
+        .unwrap();
+        fs::write(dir.path().join("app.py"), "").unwrap();
+        fs::write(dir.path().join("requirements.txt"), "requests\n").unwrap();
+        fs::create_dir_all(dir.path().join(".git")).unwrap();
+        let compiled = compile(
+            &dir.path().join("template.yaml"),
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        let out = dir.path().join("out/build");
+        for _ in 0..2 {
+            let built = build(&compiled, &out).unwrap();
+            let code = out.join("functions/Fn");
+            assert!(code.join("app.py").is_file());
+            assert!(
+                !code.join("out/build").exists(),
+                "build dir copied into itself"
+            );
+            assert!(!code.join(".git").exists());
+            assert_eq!(built.warnings.len(), 1);
+            assert!(built.warnings[0].contains("requirements.txt is not installed"));
+        }
+    }
+}
