@@ -20,10 +20,10 @@ pub struct Endpoint {
         env = "LAMBDOCK_ENDPOINT",
         default_value = "http://127.0.0.1:3001"
     )]
-    endpoint: String,
+    pub(crate) endpoint: String,
     /// Access key.
     #[arg(long, env = "AWS_ACCESS_KEY_ID", default_value = "lambdock")]
-    access_key: String,
+    pub(crate) access_key: String,
     /// Secret key.
     #[arg(
         long,
@@ -31,10 +31,10 @@ pub struct Endpoint {
         default_value = "lambdock-secret",
         hide_env_values = true
     )]
-    secret_key: String,
+    pub(crate) secret_key: String,
     /// Region.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
-    region: String,
+    pub(crate) region: String,
 }
 
 /// Options of `lambdock invoke`.
@@ -58,7 +58,8 @@ pub struct InvokeArgs {
     endpoint: Endpoint,
 }
 
-async fn call(
+/// One SigV4-signed request to the gateway, its answer read whole.
+pub(crate) async fn call(
     endpoint: &Endpoint,
     method: http::Method,
     path: &str,
