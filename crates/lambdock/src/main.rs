@@ -1,6 +1,7 @@
 //! `lambdock`: the one binary of Lambdock, with a subcommand per part of the design.
 
 mod agent;
+mod build;
 mod client;
 mod config;
 mod up;
@@ -28,6 +29,8 @@ enum Command {
     Agent(Box<agent::AgentArgs>),
     /// Run the whole platform on this machine: the gateway and an agent with the process backend.
     Up(Box<up::UpArgs>),
+    /// Compile a SAM template into code bundles and a manifest (like `sam build`).
+    Build(Box<build::BuildArgs>),
     /// Run a gateway over an agent.
     Gateway(Box<up::GatewayOnlyArgs>),
     /// Invoke a function through the gateway (SigV4-signed).
@@ -64,6 +67,13 @@ fn main() -> ExitCode {
             println!("lambdock {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Build(args) => match build::run(*args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lambdock build: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Agent(args) => block_on("agent", cli.threads, agent::run(*args)),
         Command::Up(args) => block_on("up", cli.threads, up::up(*args)),
         Command::Gateway(args) => block_on("gateway", cli.threads, up::gateway(*args)),
