@@ -50,7 +50,12 @@ pub fn run(compiled: &mut Compiled, build_dir: &Path, profile: &str) -> Result<(
 fn cargo_build(package: &Path, profile: &str) -> Result<PathBuf, Box<dyn Error>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
-        .args(["build", "--profile", profile, "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--profile",
+            profile,
+            "--message-format=json-render-diagnostics",
+        ])
         .current_dir(package)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())

@@ -3,20 +3,24 @@
 //! manifest to the gateway, which switches to it without failing an invocation.
 
 use std::error::Error;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Args;
 use lambdock_provision::{Change, Endpoints, Outcome, Provisioner};
 use lambdock_template::manifest::Manifest;
 
-use crate::build::TemplateArgs;
+use crate::build::{BuildArgs, TemplateArgs};
 use crate::client::{Endpoint, call};
 
 /// Where the data plane is, for the provisioner.
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
     /// S3 endpoint the template's buckets are created on.
-    #[arg(long, env = "LAMBDOCK_S3_ENDPOINT", default_value = "http://127.0.0.1:9000")]
+    #[arg(
+        long,
+        env = "LAMBDOCK_S3_ENDPOINT",
+        default_value = "http://127.0.0.1:9000"
+    )]
     pub s3_endpoint: String,
     /// DynamoDB endpoint the template's tables are created on.
     #[arg(
@@ -30,17 +34,16 @@ pub struct StoreArgs {
 /// Options of `lambdock deploy`.
 #[derive(Args, Debug)]
 pub struct DeployArgs {
-    #[command(flatten)]
-    template: TemplateArgs,
-    /// Where the bundles and `manifest.json` go; the gateway reads the code from there, so it
+    /// The template and its build; the gateway reads the code from the build directory, so it
     /// must be on the gateway's machine (or a shared filesystem).
-    #[arg(long, default_value = ".lambdock/build")]
-    build_dir: PathBuf,
-    /// Cargo profile Rust functions (`BuildMethod: rust-cargolambda`) are built with.
-    #[arg(long, env = "LAMBDOCK_CARGO_PROFILE", default_value = "release")]
-    cargo_profile: String,
+    #[command(flatten)]
+    build: BuildArgs,
     /// The gateway's AWS endpoint.
-    #[arg(long, env = "LAMBDOCK_ENDPOINT", default_value = "http://127.0.0.1:3001")]
+    #[arg(
+        long,
+        env = "LAMBDOCK_ENDPOINT",
+        default_value = "http://127.0.0.1:3001"
+    )]
     gateway: String,
     /// Access key the gateway and the stores accept.
     #[arg(long, env = "LAMBDOCK_ACCESS_KEY", default_value = "lambdock")]
@@ -89,7 +92,9 @@ pub async fn provision(
     }
     let provisioner = Provisioner::new(endpoints);
     let outcomes = provisioner
-        .provision(manifest, |kind, name| eprintln!("Provisioning {kind} {name}"))
+        .provision(manifest, |kind, name| {
+            eprintln!("Provisioning {kind} {name}")
+        })
         .await?;
     for o in &outcomes {
         if let Change::Differs(differences) = &o.change {
@@ -123,13 +128,17 @@ pub fn print_outcomes(outcomes: &[Outcome]) {
 
 /// Runs `lambdock deploy`.
 pub async fn deploy(args: DeployArgs) -> Result<(), Box<dyn Error>> {
-    let manifest = prepare(&args.template, &args.build_dir, &args.cargo_profile)?;
+    let manifest = prepare(
+        &args.build.template,
+        &args.build.build_dir,
+        &args.build.cargo_profile,
+    )?;
     let outcomes = provision(
         &manifest,
         &Endpoints {
             s3: args.stores.s3_endpoint.clone(),
             dynamodb: args.stores.dynamodb_endpoint.clone(),
-            region: args.template.region.clone(),
+            region: args.build.template.region.clone(),
             access_key: args.access_key.clone(),
             secret_key: args.secret_key.clone(),
         },
@@ -140,7 +149,7 @@ pub async fn deploy(args: DeployArgs) -> Result<(), Box<dyn Error>> {
         endpoint: args.gateway.clone(),
         access_key: args.access_key.clone(),
         secret_key: args.secret_key.clone(),
-        region: args.template.region.clone(),
+        region: args.build.template.region.clone(),
     };
     let body = serde_json::to_vec(&manifest)?;
     let resp = call(
