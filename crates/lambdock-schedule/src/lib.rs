@@ -6,5 +6,9 @@
 //! - [`event`]: what a fire delivers (the scheduled event or the schedule's `Input`).
 //! - [`scheduler`]: the task that follows the deployment and fires.
 
+pub mod event;
 pub mod expression;
+pub mod scheduler;
 pub mod timing;
+
+pub use scheduler::{ScheduleArgs, ScheduleConfig, run};
