@@ -133,6 +133,11 @@ def test_lambdock_schedules_lists_next_and_last_runs(scheduled):
     # Europe/Paris is UTC+1 in January.
     assert "Europe/Paris" in rows["far-future"] and "2199-01-01T09:00:00Z" in rows["far-future"]
     assert "invalid: Parameter ScheduleExpression is not valid." in rows["broken"]
+    fires = int(tick.split()[-3])  # FIRES, then "queued <request id>"
+    assert fires >= 1
+    metrics = up.metrics()
+    assert re.search(r'^lambdock_schedule_fires_total\{schedule="every-minute"\} [1-9]', metrics, re.M), metrics
+    assert 'schedule="disabled"' not in metrics
 
 
 def test_hot_reload_disables_a_schedule(scheduled):

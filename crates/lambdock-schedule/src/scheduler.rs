@@ -214,6 +214,7 @@ async fn fire(gateway: &Gateway, registry: &Registry, name: &str, entry: &mut En
     entry.next = entry.timing.as_ref().ok().and_then(|t| t.next_fire(now));
     entry.last_run = Some(at);
     entry.fires += 1;
+    gateway.metrics.schedule_fire(name);
     let spec = &entry.spec;
     let result = async {
         let body = event::payload(name, spec, &registry.region, &registry.account_id, at)
