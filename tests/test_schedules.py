@@ -29,8 +29,8 @@ def record_dir():
     directory.rmdir()
 
 
-def recorder(path: Path):
-    f = python_function("record_event.handler", environment={"RECORD_PATH": str(path)})
+def recorder(path: Path, **extra):
+    f = python_function("record_event.handler", environment={"RECORD_PATH": str(path)}, **extra)
     path.touch()
     return f
 
@@ -152,3 +152,30 @@ def test_hot_reload_disables_a_schedule(scheduled):
     frozen = len(records(files["tick"]))
     wait_for(lambda: len(records(files["inputs"])) >= before + 4, what="still more fires")
     assert len(records(files["tick"])) == frozen
+
+
+def test_overlapping_fires_wait_their_turn(tmp_path, record_dir):
+    # One worker, each run longer than the (shortened) minute: fires overlap the running one.
+    path = record_dir / "slow.jsonl"
+    slow = recorder(path, reserved_concurrency=1)
+    slow["environment"]["RECORD_SLEEP"] = "2.5"
+    manifest = tmp_path / "manifest.json"
+    write_manifest(manifest, {"slow": slow},
+                   {"often": {"function": "slow", "expression": "rate(1 minute)"}})
+    up = Up(manifest, tmp_path / "data", "--schedule-minute-seconds", "1")
+    try:
+        wait_for(lambda: any("this one waits its turn" in l for l in up.output), what="the overlap log")
+        plain = [re.sub(r"\x1b\[[0-9;]*m", "", l) for l in up.output]
+        assert any('schedule="often"' in l and 'function="slow"' in l
+                   for l in plain if "waits its turn" in l), plain
+        # Stop firing, then every fire made so far is delivered: none was skipped.
+        write_manifest(manifest, {"slow": slow}, {
+            "often": {"function": "slow", "expression": "rate(1 minute)", "enabled": False}})
+        wait_for(lambda: " false " in schedules_cli(up)[1]["often"], what="the reload")
+        fired = int(schedules_cli(up)[1]["often"].split()[-3])
+        assert fired >= 2
+        wait_for(lambda: len(records(path)) >= fired, timeout=120, what="every fire delivered")
+        ids = [r["event"]["id"] for r in records(path)]
+        assert len(set(ids)) == len(ids)
+    finally:
+        up.stop()

@@ -141,13 +141,19 @@ struct Schedules {
 
 impl Schedules {
     /// Follows a new deployment: unchanged schedules keep their next fire (and a rate its
-    /// phase), changed or new ones start now, removed ones go.
+    /// phase), changed or new ones start now (a changed one keeps its history), removed ones go.
     fn sync(&mut self, registry: &Registry, now: DateTime<Utc>) {
         let mut old = std::mem::take(&mut self.entries);
         for (name, spec) in &registry.manifest.schedules {
             let entry = match old.remove(name) {
                 Some(e) if e.spec == *spec => e,
-                _ => Entry::new(name, spec, &self.cfg, now),
+                Some(e) => Entry {
+                    last_run: e.last_run,
+                    last_result: e.last_result,
+                    fires: e.fires,
+                    ..Entry::new(name, spec, &self.cfg, now)
+                },
+                None => Entry::new(name, spec, &self.cfg, now),
             };
             self.entries.insert(name.clone(), entry);
         }
@@ -317,6 +323,7 @@ mod tests {
             t0,
         );
         assert_eq!(s.entries["keep"].next, Some(utc("2026-12-03T10:05:30Z")));
+        s.entries.get_mut("change").unwrap().fires = 4;
         let t1 = utc("2026-12-03T10:02:00Z");
         s.sync(
             &registry(&[
@@ -329,6 +336,10 @@ mod tests {
         );
         assert_eq!(s.entries["keep"].next, Some(utc("2026-12-03T10:05:30Z")));
         assert_eq!(s.entries["change"].next, Some(utc("2026-12-03T10:12:00Z")));
+        assert_eq!(
+            s.entries["change"].fires, 4,
+            "a changed schedule keeps its history"
+        );
         assert_eq!(s.entries["off"].next, None);
         assert_eq!(s.entries["bad"].next, None);
         assert!(!s.entries.contains_key("drop"));
