@@ -119,15 +119,20 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
     }
 
-    fn timing(expr: &str, tz: Option<&str>) -> Timing {
+    /// A timing anchored at 2026-01-01T00:00:00Z.
+    fn timing_with(expr: &str, tz: Option<&str>, minute_s: u64, fire_at_anchor: bool) -> Timing {
         Timing::new(
             Expression::parse(expr).unwrap(),
             tz,
             utc("2026-01-01T00:00:00Z"),
-            Duration::from_secs(60),
-            false,
+            Duration::from_secs(minute_s),
+            fire_at_anchor,
         )
         .unwrap()
+    }
+
+    fn timing(expr: &str, tz: Option<&str>) -> Timing {
+        timing_with(expr, tz, 60, false)
     }
 
     fn fires(expr: &str, tz: Option<&str>, after: &str, n: usize) -> Vec<String> {
@@ -343,14 +348,7 @@ mod tests {
             ),
             ["2026-03-09T00:00:00Z"]
         );
-        let scheduler = Timing::new(
-            Expression::parse("rate(2 hours)").unwrap(),
-            None,
-            utc("2026-01-01T00:00:00Z"),
-            Duration::from_secs(60),
-            true,
-        )
-        .unwrap();
+        let scheduler = timing_with("rate(2 hours)", None, 60, true);
         assert_eq!(
             scheduler.next_fire(utc("2025-12-31T23:59:59Z")),
             Some(utc("2026-01-01T00:00:00Z"))
@@ -359,14 +357,7 @@ mod tests {
 
     #[test]
     fn a_shortened_minute_scales_rates() {
-        let t = Timing::new(
-            Expression::parse("rate(1 minute)").unwrap(),
-            None,
-            utc("2026-01-01T00:00:00Z"),
-            Duration::from_secs(2),
-            false,
-        )
-        .unwrap();
+        let t = timing_with("rate(1 minute)", None, 2, false);
         assert_eq!(
             t.next_fire(utc("2026-01-01T00:00:03Z")),
             Some(utc("2026-01-01T00:00:04Z"))

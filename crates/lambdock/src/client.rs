@@ -156,16 +156,9 @@ pub async fn invoke(args: InvokeArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs `lambdock ps`: workers per function, state, age, memory.
-pub async fn ps(endpoint: Endpoint) -> Result<(), Error> {
-    let resp = call(
-        &endpoint,
-        http::Method::GET,
-        "/lambdock/v1/workers",
-        Bytes::new(),
-        &[],
-    )
-    .await?;
+/// GETs one of Lambdock's own JSON resources.
+async fn get_json(endpoint: &Endpoint, path: &str) -> Result<serde_json::Value, Error> {
+    let resp = call(endpoint, http::Method::GET, path, Bytes::new(), &[]).await?;
     if !resp.status().is_success() {
         return Err(format!(
             "{}: {}",
@@ -174,7 +167,12 @@ pub async fn ps(endpoint: Endpoint) -> Result<(), Error> {
         )
         .into());
     }
-    let v: serde_json::Value = serde_json::from_slice(resp.body())?;
+    Ok(serde_json::from_slice(resp.body())?)
+}
+
+/// Runs `lambdock ps`: workers per function, state, age, memory.
+pub async fn ps(endpoint: Endpoint) -> Result<(), Error> {
+    let v = get_json(&endpoint, "/lambdock/v1/workers").await?;
     let mut workers = v["Workers"].as_array().cloned().unwrap_or_default();
     workers.sort_by_key(|w| {
         (
@@ -213,23 +211,7 @@ pub async fn ps(endpoint: Endpoint) -> Result<(), Error> {
 /// Runs `lambdock schedules`: each schedule, its expression and time zone, whether it is
 /// enabled, its next run and its last run with what became of it.
 pub async fn schedules(endpoint: Endpoint) -> Result<(), Error> {
-    let resp = call(
-        &endpoint,
-        http::Method::GET,
-        "/lambdock/v1/schedules",
-        Bytes::new(),
-        &[],
-    )
-    .await?;
-    if !resp.status().is_success() {
-        return Err(format!(
-            "{}: {}",
-            resp.status(),
-            String::from_utf8_lossy(resp.body())
-        )
-        .into());
-    }
-    let v: serde_json::Value = serde_json::from_slice(resp.body())?;
+    let v = get_json(&endpoint, "/lambdock/v1/schedules").await?;
     println!(
         "{:<24} {:<20} {:<28} {:<16} {:<7} {:<20} {:<20} {:>5}  LAST RESULT",
         "NAME", "FUNCTION", "EXPRESSION", "TIMEZONE", "ENABLED", "NEXT RUN", "LAST RUN", "FIRES"
