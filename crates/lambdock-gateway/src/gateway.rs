@@ -93,6 +93,8 @@ pub struct Gateway {
     queue: Option<Arc<Queue>>,
     /// Metrics.
     pub metrics: Metrics,
+    /// The schedules' state as the scheduler (lambdock-schedule) last published it.
+    schedules: RwLock<serde_json::Value>,
 }
 
 type Body = Full<Bytes>;
@@ -189,7 +191,13 @@ impl Gateway {
             http,
             verifier,
             metrics: Metrics::default(),
+            schedules: RwLock::new(serde_json::Value::Array(Vec::new())),
         }
+    }
+
+    /// Replaces what `GET /lambdock/v1/schedules` shows (the scheduler calls it on each change).
+    pub fn publish_schedules(&self, schedules: serde_json::Value) {
+        *self.schedules.write().unwrap_or_else(|e| e.into_inner()) = schedules;
     }
 
     /// The deployment being served.
@@ -427,6 +435,19 @@ impl Gateway {
                 Ok(json_response(
                     StatusCode::OK,
                     serde_json::json!({"Workers": workers}).to_string(),
+                    request_id,
+                ))
+            }
+            // Lambdock's own: the schedules, next and last runs (`lambdock schedules`).
+            (&Method::GET, ["lambdock", "v1", "schedules"]) => {
+                let schedules = self
+                    .schedules
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                Ok(json_response(
+                    StatusCode::OK,
+                    serde_json::json!({"Schedules": schedules}).to_string(),
                     request_id,
                 ))
             }

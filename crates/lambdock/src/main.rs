@@ -41,6 +41,8 @@ enum Command {
     Invoke(Box<client::InvokeArgs>),
     /// List the gateway's workers: function, state, age, memory.
     Ps(Box<client::Endpoint>),
+    /// List the schedules: expression, time zone, enabled, next and last run.
+    Schedules(Box<client::Endpoint>),
     /// Print the version.
     Version,
 }
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => block_on("deploy", 1, deploy::deploy(*args)),
         Command::Invoke(args) => block_on("invoke", 1, client::invoke(*args)),
         Command::Ps(args) => block_on("ps", 1, client::ps(*args)),
+        Command::Schedules(args) => block_on("schedules", 1, client::schedules(*args)),
     }
 }
 

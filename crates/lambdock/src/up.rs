@@ -81,6 +81,8 @@ pub struct GatewayArgs {
     /// Largest asynchronous (Event) payload, bytes.
     #[arg(long, env = "LAMBDOCK_MAX_ASYNC_PAYLOAD", default_value_t = 1024 * 1024)]
     max_async_payload: usize,
+    #[command(flatten)]
+    schedule: lambdock_schedule::ScheduleArgs,
 }
 
 /// Options of `lambdock up`.
@@ -268,6 +270,11 @@ async fn run_gateway(
             ..AsyncConfig::default()
         },
     ));
+    let scheduler = tokio::spawn(lambdock_schedule::run(
+        gateway.clone(),
+        g.schedule.config(),
+        crate::terminated(),
+    ));
     let janitor_gateway = gateway.clone();
     let manifest_path = g.manifest.clone();
     let janitor = tokio::spawn(async move {
@@ -307,6 +314,7 @@ async fn run_gateway(
     )
     .await;
     janitor.abort();
+    scheduler.abort();
     // Undelivered events stay on disk and are delivered at the next start.
     dispatcher.abort();
     gateway.pools.drain().await;
