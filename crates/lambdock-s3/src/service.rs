@@ -39,9 +39,10 @@ pub(crate) async fn blocking<T: Send + 'static>(
     }
 }
 
-/// An S3 timestamp from milliseconds since the epoch.
+/// An S3 timestamp from milliseconds since the epoch, in whole seconds: Last-Modified (an
+/// HTTP date) has no fraction, and listings must agree with it.
 pub(crate) fn timestamp(ms: u64) -> Timestamp {
-    Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
+    Timestamp::from(UNIX_EPOCH + Duration::from_secs(ms / 1000))
 }
 
 #[async_trait::async_trait]

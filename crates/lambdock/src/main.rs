@@ -3,6 +3,7 @@
 mod agent;
 mod client;
 mod config;
+mod s3;
 mod up;
 
 use std::process::ExitCode;
