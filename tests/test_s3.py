@@ -385,21 +385,50 @@ def test_aws_cli(up, tmp_path):
     assert "cli-bucket" not in aws(up, "s3", "ls").stdout
 
 
-def test_function_reaches_s3_without_an_endpoint_in_its_code(up_factory, tmp_path):
+WRITER = (
+    "import boto3\n"
+    "def handler(event, context):\n"
+    "    s3 = boto3.client('s3')\n"
+    "    s3.put_object(Bucket=event['bucket'], Key='from-lambda', Body=b'written by a function')\n"
+    "    return s3.get_object(Bucket=event['bucket'], Key='from-lambda')['Body'].read().decode()\n")
+
+
+def writer_function(tmp_path):
     code = tmp_path / "fn"
-    code.mkdir()
-    (code / "app.py").write_text(
-        "import boto3\n"
-        "def handler(event, context):\n"
-        "    s3 = boto3.client('s3')\n"
-        "    s3.put_object(Bucket=event['bucket'], Key='from-lambda', Body=b'written by a function')\n"
-        "    return s3.get_object(Bucket=event['bucket'], Key='from-lambda')['Body'].read().decode()\n")
-    up = up_factory({"writer": {"runtime": "python3.12", "handler": "app.handler", "code": {"dir": str(code)},
-                                "timeout_s": 30}})
+    code.mkdir(exist_ok=True)
+    (code / "app.py").write_text(WRITER)
+    return {"writer": {"runtime": "python3.12", "handler": "app.handler", "code": {"dir": str(code)},
+                       "timeout_s": 30}}
+
+
+def test_function_reaches_s3_without_an_endpoint_in_its_code(up_factory, tmp_path):
+    up = up_factory(writer_function(tmp_path))
+    assert f"S3 endpoint: {up.s3_endpoint}" in "".join(up.output)
     up.s3().create_bucket(Bucket="fn-data")
     r = up.client().invoke(FunctionName="writer", Payload=json.dumps({"bucket": "fn-data"}).encode())
     assert json.loads(r["Payload"].read()) == "written by a function", r
     assert up.s3().get_object(Bucket="fn-data", Key="from-lambda")["Body"].read() == b"written by a function"
+
+
+def test_external_s3_endpoint_replaces_the_embedded_one(up_factory, tmp_path):
+    # Another `up`'s S3 plays the external store (MinIO, RustFS...).
+    external = up_factory({}, data_dir=tmp_path / "external")
+    external.s3().create_bucket(Bucket="ext-data")
+    up = up_factory(writer_function(tmp_path), "--s3-endpoint", external.s3_endpoint, data_dir=tmp_path / "main")
+    assert f"S3 endpoint: {external.s3_endpoint}" in "".join(up.output)
+    with pytest.raises(botocore.exceptions.EndpointConnectionError):
+        up.s3().list_buckets()  # the embedded S3 was not started
+    r = up.client().invoke(FunctionName="writer", Payload=json.dumps({"bucket": "ext-data"}).encode())
+    assert json.loads(r["Payload"].read()) == "written by a function", r
+    assert external.s3().get_object(Bucket="ext-data", Key="from-lambda")["Body"].read() == b"written by a function"
+
+
+def test_no_auth_serves_any_signature_and_anonymous_requests(up_factory):
+    up = up_factory({}, "--no-auth")
+    s3 = up.s3(secret="anything")
+    s3.create_bucket(Bucket="open")
+    s3.put_object(Bucket="open", Key="k", Body=b"v")
+    assert curl(f"{up.s3_endpoint}/open/k") == (200, b"v")
 
 
 def payload_for(i: int) -> bytes:

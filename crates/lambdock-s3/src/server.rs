@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use s3s::auth::SimpleAuth;
@@ -47,6 +49,43 @@ pub enum S3Error {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// Without credentials every request is served as anonymous: s3s refuses signed requests when
+/// it has no authentication provider, and SDKs always sign.
+fn strip_signature<B>(req: &mut http::Request<B>) {
+    const SIGNATURE_PARAMS: [&str; 10] = [
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+        "X-Amz-Security-Token",
+        "AWSAccessKeyId",
+        "Signature",
+        "Expires",
+    ];
+    req.headers_mut().remove(http::header::AUTHORIZATION);
+    let Some(query) = req.uri().query() else {
+        return;
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !SIGNATURE_PARAMS.contains(&p.split('=').next().unwrap_or("")))
+        .collect();
+    let path_and_query = if kept.is_empty() {
+        req.uri().path().to_string()
+    } else {
+        format!("{}?{}", req.uri().path(), kept.join("&"))
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
 /// Serves S3 on `listener` until `shutdown` completes, then lets in-flight requests finish
 /// (up to 30 s).
 pub async fn serve(
@@ -61,10 +100,11 @@ pub async fn serve(
         .map_err(|source| S3Error::Open { path: root, source })?;
     let store = Arc::new(store);
     let mut builder = S3ServiceBuilder::new(Service::new(store.clone(), cfg.region.clone()));
+    let verify = cfg.credentials.is_some();
     if let Some((access_key, secret_key)) = cfg.credentials {
         builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
     }
-    let service = builder.build();
+    let s3 = builder.build();
     let sweeper = tokio::spawn(crate::lifecycle::run(
         store,
         cfg.lifecycle_day,
@@ -85,8 +125,15 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let s3 = s3.clone();
+                let service = service_fn(move |mut req: http::Request<Incoming>| {
+                    if !verify {
+                        strip_signature(&mut req);
+                    }
+                    hyper::service::Service::call(&s3, req)
+                });
                 let conn = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service.clone());
+                    .serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
