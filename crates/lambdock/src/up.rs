@@ -99,6 +99,8 @@ pub struct UpArgs {
     /// Run workers as plain processes even as root.
     #[arg(long)]
     no_isolation: bool,
+    #[command(flatten)]
+    s3: lambdock_s3::args::S3Args,
 }
 
 /// Options of `lambdock gateway`.
@@ -159,7 +161,10 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
         },
     ));
     let client = connect(format!("http://{agent_addr}")).await?;
-    let result = run_gateway(g, client, "lambdock-up".into(), true).await;
+    let credentials = (!g.no_auth).then(|| (g.access_key.clone(), g.secret_key.clone()));
+    let s3 = crate::s3::S3::start(&args.s3, g.host, &g.data_dir, &g.region, credentials).await?;
+    let result = run_gateway(g, client, "lambdock-up".into(), true, Some(&s3.endpoint)).await;
+    s3.stop().await;
     let _ = stop_agent.send(());
     let _ = agent_task.await;
     result
@@ -168,7 +173,7 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
 /// Runs `lambdock gateway`.
 pub async fn gateway(args: GatewayOnlyArgs) -> Result<(), Error> {
     let client = connect(args.agent.clone()).await?;
-    run_gateway(&args.gateway, client, args.owner.clone(), false).await
+    run_gateway(&args.gateway, client, args.owner.clone(), false, None).await
 }
 
 async fn run_gateway(
@@ -176,6 +181,7 @@ async fn run_gateway(
     agent: AgentClient<Channel>,
     owner: String,
     stop_workers: bool,
+    s3: Option<&str>,
 ) -> Result<(), Error> {
     let deployment_file = g.data_dir.join("deployment.json");
     let manifest = match &g.manifest {
@@ -186,7 +192,7 @@ async fn run_gateway(
     let credentials =
         (!g.no_auth).then(|| HashMap::from([(g.access_key.clone(), g.secret_key.clone())]));
     let aws = SocketAddr::new(g.host, g.aws_port);
-    let platform_environment = HashMap::from([
+    let mut platform_environment = HashMap::from([
         ("AWS_REGION".to_string(), g.region.clone()),
         ("AWS_DEFAULT_REGION".to_string(), g.region.clone()),
         ("AWS_ACCESS_KEY_ID".to_string(), g.access_key.clone()),
@@ -196,6 +202,9 @@ async fn run_gateway(
             format!("http://{aws}"),
         ),
     ]);
+    if let Some(s3) = s3 {
+        platform_environment.insert("AWS_ENDPOINT_URL_S3".to_string(), s3.to_string());
+    }
     let pools = Pools::new(
         agent.clone(),
         owner.clone(),
@@ -236,6 +245,9 @@ async fn run_gateway(
 
     println!("Lambdock is up.");
     println!("  AWS endpoint (Lambda API, /metrics): http://{aws}");
+    if let Some(s3) = s3 {
+        println!("  S3 endpoint: {s3}");
+    }
     if g.no_auth {
         println!("  Authentication: off (--no-auth)");
     } else {
