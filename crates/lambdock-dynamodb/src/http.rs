@@ -99,7 +99,10 @@ impl Front {
                 .map_err(Failure::Auth)?;
         }
         let op = resolve_operation(&parts.headers).map_err(Failure::Service)?;
-        self.store.execute(op, body).await.map_err(Failure::Service)
+        self.store
+            .execute(op, body)
+            .await
+            .map_err(|e| Failure::Service(crate::conform::to_aws(op, e)))
     }
 }
 

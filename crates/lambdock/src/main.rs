@@ -3,6 +3,7 @@
 mod agent;
 mod client;
 mod config;
+mod dynamodb;
 mod up;
 
 use std::process::ExitCode;
