@@ -4,6 +4,9 @@
 use rustack_dynamodb_model::error::{DynamoDBError, DynamoDBErrorCode};
 use rustack_dynamodb_model::operations::DynamoDBOperation;
 
+const INVALID_PATH: &str =
+    "The document path provided in the update expression is invalid for update";
+
 /// Rewrites `error` (raised by `op`) into DynamoDB's wording.
 #[must_use]
 pub fn to_aws(op: DynamoDBOperation, mut error: DynamoDBError) -> DynamoDBError {
@@ -14,6 +17,9 @@ pub fn to_aws(op: DynamoDBOperation, mut error: DynamoDBError) -> DynamoDBError 
                 .starts_with("Item size has exceeded the maximum allowed size")
             {
                 "Item size has exceeded the maximum allowed size".clone_into(&mut error.message);
+            } else if error.message.ends_with(INVALID_PATH) {
+                // rustack prefixes the clause ("Invalid operand for SET: "); DynamoDB does not.
+                INVALID_PATH.clone_into(&mut error.message);
             } else if let Some(attr) = error
                 .message
                 .strip_prefix("missing required key attribute: ")
@@ -64,6 +70,15 @@ mod tests {
         assert_eq!(
             to_aws(DynamoDBOperation::PutItem, e).message,
             "Item size has exceeded the maximum allowed size"
+        );
+    }
+
+    #[test]
+    fn an_invalid_document_path_loses_the_clause_prefix() {
+        let e = DynamoDBError::validation(format!("Invalid operand for SET: {INVALID_PATH}"));
+        assert_eq!(
+            to_aws(DynamoDBOperation::UpdateItem, e).message,
+            INVALID_PATH
         );
     }
 

@@ -26,7 +26,10 @@ use rustack_dynamodb_http::dispatch::DynamoDBHandler;
 use rustack_dynamodb_model::error::DynamoDBError;
 use rustack_dynamodb_model::operations::DynamoDBOperation;
 
+use http_body_util::BodyExt;
+
 use crate::DynamoError;
+use crate::tables;
 use crate::wal::{self, Record, Wal};
 
 /// Log records after which a snapshot replaces the logs.
@@ -152,7 +155,7 @@ impl Store {
         for g in &logs {
             let path = wal::log_path(dir, *g);
             for record in wal::read_all(&path).map_err(io_err(&path))? {
-                replay(&handler, record).await;
+                replay(&engine, &handler, record).await;
                 replayed += 1;
             }
         }
@@ -192,7 +195,7 @@ impl Store {
     ) -> Result<http::Response<DynamoDBResponseBody>, DynamoDBError> {
         let (response, seq) = if is_mutating(op) {
             let mut generation = self.apply.lock().await;
-            let response = self.handler.handle_operation(op, body.clone()).await;
+            let response = apply(&self.engine, &self.handler, op, body.clone()).await;
             let seq = match &response {
                 Ok(r) if r.status().is_success() => {
                     generation.records += 1;
@@ -214,7 +217,7 @@ impl Store {
             }
             (response, seq)
         } else {
-            let response = self.handler.handle_operation(op, body).await;
+            let response = apply(&self.engine, &self.handler, op, body).await;
             // A write whose effect this read saw has finished appending once its lock is free.
             let seq = {
                 let _applied = self.apply.lock().await;
@@ -273,6 +276,59 @@ impl Store {
     }
 }
 
+/// Runs one operation on the engine, with the table metadata rustack leaves out ([`tables`]).
+/// Requests and replays both come through here, so a replay rebuilds the same state.
+async fn apply(
+    engine: &RustackDynamoDB,
+    handler: &RustackDynamoDBHandler,
+    op: DynamoDBOperation,
+    body: Bytes,
+) -> Result<http::Response<DynamoDBResponseBody>, DynamoDBError> {
+    let response = handler.handle_operation(op, body.clone()).await?;
+    if !response.status().is_success() {
+        return Ok(response);
+    }
+    match op {
+        DynamoDBOperation::CreateTable => {
+            tables::register_local_indexes(engine, &body)?;
+            Ok(response)
+        }
+        DynamoDBOperation::UpdateTable => {
+            tables::update_table(engine, &body)?;
+            let name = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("TableName").cloned())
+                .unwrap_or_default();
+            let described = handler
+                .handle_operation(
+                    DynamoDBOperation::DescribeTable,
+                    Bytes::from(serde_json::json!({ "TableName": name }).to_string()),
+                )
+                .await?;
+            let described = tables::hide_local_twins(described).await?;
+            let bytes = described
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| DynamoDBError::internal_error(e.to_string()))?
+                .to_bytes();
+            let table = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|mut v| v.get_mut("Table").map(serde_json::Value::take))
+                .unwrap_or_default();
+            let json = serde_json::json!({ "TableDescription": table }).to_string();
+            Ok(rustack_dynamodb_http::response::json_response(
+                json.into_bytes(),
+                "",
+            ))
+        }
+        DynamoDBOperation::DescribeTable | DynamoDBOperation::DeleteTable => {
+            tables::hide_local_twins(response).await
+        }
+        _ => Ok(response),
+    }
+}
+
 /// Writes `snapshot-<generation>.json` atomically, then removes what it supersedes.
 fn persist_snapshot(
     dir: &Path,
@@ -310,12 +366,12 @@ fn persist_snapshot(
 
 /// Applies a logged request again. It succeeded when it was logged, so an error here means the
 /// engine is not deterministic for it: worth a warning, not worth refusing to start.
-async fn replay(handler: &RustackDynamoDBHandler, record: Record) {
+async fn replay(engine: &RustackDynamoDB, handler: &RustackDynamoDBHandler, record: Record) {
     let Some(op) = DynamoDBOperation::from_name(&record.operation) else {
         tracing::warn!(operation = %record.operation, "unknown operation in the dynamodb log; skipped");
         return;
     };
-    match handler.handle_operation(op, Bytes::from(record.body)).await {
+    match apply(engine, handler, op, Bytes::from(record.body)).await {
         Ok(r) if r.status().is_success() => {}
         Ok(r) => {
             tracing::warn!(operation = %record.operation, status = %r.status(), "dynamodb log record did not replay");
@@ -329,7 +385,6 @@ async fn replay(handler: &RustackDynamoDBHandler, record: Record) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::BodyExt;
     use serde_json::{Value, json};
 
     async fn call(store: &Arc<Store>, op: &str, body: Value) -> Result<Value, String> {

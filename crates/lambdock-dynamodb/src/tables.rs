@@ -1,0 +1,249 @@
+//! Table metadata rustack accepts but does not act on: `UpdateTable` (rustack returns the table
+//! unchanged) and queries on local secondary indexes (rustack only looks indexes up among the
+//! global ones).
+//!
+//! Both are done by editing the engine's state through its snapshot (export, change the table,
+//! import), under the store's apply lock. That costs a copy of the data, which is fine for
+//! operations as rare as these. rustack's indexes are evaluated by scanning the base table, so
+//! an index added this way answers at once, for old items too. A local index is registered as a
+//! global one with the same key schema (that is what makes it queryable) and hidden again from
+//! table descriptions.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use rustack_dynamodb_core::provider::RustackDynamoDB;
+use rustack_dynamodb_core::snapshot::DynamoDBTableSnapshot;
+use rustack_dynamodb_http::body::DynamoDBResponseBody;
+use rustack_dynamodb_http::response::json_response;
+use rustack_dynamodb_model::error::DynamoDBError;
+use rustack_dynamodb_model::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, ProvisionedThroughput,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Applies `change` to table `name` in the engine's state.
+fn edit_table(
+    engine: &RustackDynamoDB,
+    name: &str,
+    change: impl FnOnce(&mut DynamoDBTableSnapshot) -> Result<(), DynamoDBError>,
+) -> Result<(), DynamoDBError> {
+    let mut snapshot = engine.export_snapshot();
+    let table = snapshot
+        .tables
+        .iter_mut()
+        .find(|t| t.name == name)
+        .ok_or_else(|| {
+            DynamoDBError::resource_not_found(format!(
+                "Requested resource not found: Table: {name} not found"
+            ))
+        })?;
+    change(table)?;
+    engine
+        .import_snapshot(snapshot)
+        .map_err(|e| DynamoDBError::internal_error(e.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateTable {
+    table_name: String,
+    #[serde(default)]
+    local_secondary_indexes: Vec<rustack_dynamodb_model::types::LocalSecondaryIndex>,
+}
+
+/// After a successful `CreateTable`: makes its local secondary indexes queryable.
+///
+/// # Errors
+///
+/// The engine state could not be rebuilt.
+pub fn register_local_indexes(engine: &RustackDynamoDB, body: &[u8]) -> Result<(), DynamoDBError> {
+    let Ok(input) = serde_json::from_slice::<CreateTable>(body) else {
+        return Ok(());
+    };
+    if input.local_secondary_indexes.is_empty() {
+        return Ok(());
+    }
+    edit_table(engine, &input.table_name, |table| {
+        for lsi in &table.lsi_definitions {
+            table.gsi_definitions.push(GlobalSecondaryIndex {
+                index_name: lsi.index_name.clone(),
+                key_schema: lsi.key_schema.clone(),
+                projection: lsi.projection.clone(),
+                provisioned_throughput: None,
+            });
+        }
+        Ok(())
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UpdateTable {
+    table_name: String,
+    billing_mode: Option<BillingMode>,
+    provisioned_throughput: Option<ProvisionedThroughput>,
+    #[serde(default)]
+    attribute_definitions: Vec<AttributeDefinition>,
+    #[serde(default)]
+    global_secondary_index_updates: Vec<IndexUpdate>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct IndexUpdate {
+    create: Option<GlobalSecondaryIndex>,
+    delete: Option<IndexName>,
+    update: Option<IndexThroughput>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct IndexName {
+    index_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct IndexThroughput {
+    index_name: String,
+    provisioned_throughput: Option<ProvisionedThroughput>,
+}
+
+/// Applies an `UpdateTable` (already accepted by rustack, so the table exists): billing mode,
+/// throughput, attribute definitions and global index creation, deletion and update.
+///
+/// # Errors
+///
+/// `ValidationException` for an index that exists already, does not exist, or uses an
+/// attribute without a definition.
+pub fn update_table(engine: &RustackDynamoDB, body: &[u8]) -> Result<(), DynamoDBError> {
+    let input: UpdateTable = serde_json::from_slice(body)
+        .map_err(|e| DynamoDBError::serialization_exception(e.to_string()))?;
+    edit_table(engine, &input.table_name, |table| {
+        if let Some(mode) = input.billing_mode {
+            table.billing_mode = mode;
+        }
+        if let Some(throughput) = input.provisioned_throughput {
+            table.provisioned_throughput = Some(throughput);
+        }
+        for def in input.attribute_definitions {
+            table
+                .attribute_definitions
+                .retain(|d| d.attribute_name != def.attribute_name);
+            table.attribute_definitions.push(def);
+        }
+        for update in input.global_secondary_index_updates {
+            if let Some(create) = update.create {
+                create_index(table, create)?;
+            }
+            if let Some(delete) = update.delete {
+                let before = table.gsi_definitions.len();
+                table
+                    .gsi_definitions
+                    .retain(|g| g.index_name != delete.index_name);
+                if table.gsi_definitions.len() == before {
+                    return Err(DynamoDBError::resource_not_found(format!(
+                        "Requested resource not found: Index: {} not found",
+                        delete.index_name
+                    )));
+                }
+            }
+            if let Some(change) = update.update {
+                let gsi = table
+                    .gsi_definitions
+                    .iter_mut()
+                    .find(|g| g.index_name == change.index_name)
+                    .ok_or_else(|| {
+                        DynamoDBError::resource_not_found(format!(
+                            "Requested resource not found: Index: {} not found",
+                            change.index_name
+                        ))
+                    })?;
+                gsi.provisioned_throughput = change.provisioned_throughput;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn create_index(
+    table: &mut DynamoDBTableSnapshot,
+    index: GlobalSecondaryIndex,
+) -> Result<(), DynamoDBError> {
+    if table
+        .gsi_definitions
+        .iter()
+        .any(|g| g.index_name == index.index_name)
+    {
+        return Err(DynamoDBError::validation(format!(
+            "One or more parameter values were invalid: Index with name: {} already exists",
+            index.index_name
+        )));
+    }
+    for element in &index.key_schema {
+        if !table
+            .attribute_definitions
+            .iter()
+            .any(|d| d.attribute_name == element.attribute_name)
+        {
+            return Err(DynamoDBError::validation(format!(
+                "One or more parameter values were invalid: Global Secondary Index KeySchema \
+                 attribute {} is not defined in AttributeDefinitions",
+                element.attribute_name
+            )));
+        }
+    }
+    table.gsi_definitions.push(index);
+    Ok(())
+}
+
+/// Removes the global-index twins of local indexes from a table description response
+/// (`Table` or `TableDescription`).
+pub async fn hide_local_twins(
+    response: http::Response<DynamoDBResponseBody>,
+) -> Result<http::Response<DynamoDBResponseBody>, DynamoDBError> {
+    let (parts, body) = response.into_parts();
+    let bytes: Bytes = body
+        .collect()
+        .await
+        .map_err(|e| DynamoDBError::internal_error(e.to_string()))?
+        .to_bytes();
+    let Ok(mut json) = serde_json::from_slice::<Value>(&bytes) else {
+        return Ok(http::Response::from_parts(
+            parts,
+            DynamoDBResponseBody::from_bytes(bytes),
+        ));
+    };
+    for key in ["Table", "TableDescription"] {
+        if let Some(table) = json.get_mut(key).and_then(Value::as_object_mut) {
+            let local: HashSet<String> = table
+                .get("LocalSecondaryIndexes")
+                .and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|i| i.get("IndexName")?.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(globals) = table
+                .get_mut("GlobalSecondaryIndexes")
+                .and_then(Value::as_array_mut)
+            {
+                globals.retain(|g| {
+                    g.get("IndexName")
+                        .and_then(Value::as_str)
+                        .is_none_or(|n| !local.contains(n))
+                });
+                if globals.is_empty() {
+                    table.remove("GlobalSecondaryIndexes");
+                }
+            }
+        }
+    }
+    let data =
+        serde_json::to_vec(&json).map_err(|e| DynamoDBError::internal_error(e.to_string()))?;
+    Ok(json_response(data, ""))
+}
