@@ -13,6 +13,7 @@ use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 
 mod agent;
+mod dynamodb;
 mod gateway;
 
 #[derive(Parser)]
@@ -45,8 +46,11 @@ struct Args {
     #[arg(long, default_value_t = 50)]
     creations: usize,
     /// Which parts to measure.
-    #[arg(long, value_enum, default_values_t = [Part::Rie, Part::Agent, Part::Gateway])]
+    #[arg(long, value_enum, default_values_t = [Part::Rie, Part::Agent, Part::Gateway, Part::Dynamodb])]
     only: Vec<Part>,
+    /// Requests per DynamoDB figure.
+    #[arg(long, default_value_t = 2000)]
+    dynamodb_requests: usize,
 }
 
 /// A part of the benchmark.
@@ -58,6 +62,8 @@ enum Part {
     Agent,
     /// Warm invocations through the gateway.
     Gateway,
+    /// The embedded DynamoDB against moto server.
+    Dynamodb,
 }
 
 pub(crate) struct Emulator {
@@ -187,6 +193,7 @@ pub(crate) fn ratio(ours: f64, theirs: f64) -> String {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let args = Args::parse();
+    let needs_functions = args.only.iter().any(|p| *p != Part::Dynamodb);
     for (what, path) in [
         ("lambdock-rie", &args.rie),
         ("AWS RIE", &args.aws_rie),
@@ -194,7 +201,7 @@ async fn main() -> Result<(), Error> {
         ("lambdock", &args.lambdock),
         ("python", &args.python),
     ] {
-        if !path.is_file() {
+        if needs_functions && !path.is_file() {
             return Err(
                 format!("{what} not found at {} (run `make bench`)", path.display()).into(),
             );
@@ -225,6 +232,9 @@ async fn main() -> Result<(), Error> {
             args.invokes,
         )
         .await?;
+    }
+    if args.only.contains(&Part::Dynamodb) {
+        dynamodb::run(&args.python, args.dynamodb_requests).await?;
     }
     Ok(())
 }
