@@ -31,9 +31,9 @@ def client(endpoint, key=ACCESS_KEY, secret=SECRET_KEY):
                         aws_access_key_id=key, aws_secret_access_key=secret, config=CONFIG)
 
 
-def start_up(tmp: Path, data_dir: Path, functions=None, port=None):
+def start_up(tmp: Path, data_dir: Path, functions=None, port=None, *flags):
     port = port or free_port()
-    up = Up(manifest(tmp, functions or {}), data_dir, "--dynamodb-port", str(port))
+    up = Up(manifest(tmp, functions or {}), data_dir, "--dynamodb-port", str(port), *flags)
     up.dynamodb = f"http://127.0.0.1:{port}"
     return up
 
@@ -510,6 +510,26 @@ def test_time_to_live_settings(ddb):
     ddb.update_time_to_live(TableName=t, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"})
     desc = ddb.describe_time_to_live(TableName=t)["TimeToLiveDescription"]
     assert desc == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}
+
+
+def test_expired_items_are_deleted(tmp_path):
+    up = start_up(tmp_path, tmp_path / "data", None, None, "--dynamodb-ttl-sweep", "0.2")
+    try:
+        c = client(up.dynamodb)
+        t = create(c, range_key=False)
+        now = int(time.time())
+        c.put_item(TableName=t, Item={"pk": {"S": "expired"}, "exp": {"N": str(now - 60)}})
+        c.put_item(TableName=t, Item={"pk": {"S": "alive"}, "exp": {"N": str(now + 3600)}})
+        c.put_item(TableName=t, Item={"pk": {"S": "no-ttl"}})
+        c.update_time_to_live(TableName=t, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
+        deadline = time.time() + 30
+        while "Item" in c.get_item(TableName=t, Key={"pk": {"S": "expired"}}):
+            assert time.time() < deadline, "the expired item was never deleted"
+            time.sleep(0.1)
+        left = sorted(i["pk"]["S"] for i in c.scan(TableName=t)["Items"])
+        assert left == ["alive", "no-ttl"]
+    finally:
+        up.stop()
 
 
 # --- errors ---------------------------------------------------------------------------------------

@@ -10,4 +10,7 @@ pub struct DynamoArgs {
     /// which is then not started.
     #[arg(long, env = "LAMBDOCK_DYNAMODB_ENDPOINT")]
     pub dynamodb_endpoint: Option<String>,
+    /// Seconds between two sweeps for expired (TTL) items of the embedded store.
+    #[arg(long, env = "LAMBDOCK_DYNAMODB_TTL_SWEEP", default_value_t = 60.0)]
+    pub dynamodb_ttl_sweep: f64,
 }

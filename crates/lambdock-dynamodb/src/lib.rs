@@ -13,6 +13,7 @@ pub mod conform;
 pub mod http;
 pub mod store;
 pub mod tables;
+pub mod ttl;
 pub mod wal;
 
 use std::future::Future;
@@ -40,6 +41,8 @@ pub struct DynamoConfig {
     pub credentials: Option<(String, String)>,
     /// Logged writes after which a snapshot replaces the log.
     pub snapshot_every: u64,
+    /// How often expired items (TTL) are looked for.
+    pub ttl_sweep_every: Duration,
 }
 
 impl std::fmt::Debug for DynamoConfig {
@@ -52,12 +55,13 @@ impl std::fmt::Debug for DynamoConfig {
                 &self.credentials.as_ref().map(|_| "<redacted>"),
             )
             .field("snapshot_every", &self.snapshot_every)
+            .field("ttl_sweep_every", &self.ttl_sweep_every)
             .finish()
     }
 }
 
 impl DynamoConfig {
-    /// A configuration with the default snapshot interval.
+    /// A configuration with the default snapshot interval and a TTL sweep every minute.
     #[must_use]
     pub fn new(
         data_dir: impl Into<PathBuf>,
@@ -69,6 +73,7 @@ impl DynamoConfig {
             region: region.into(),
             credentials,
             snapshot_every: store::DEFAULT_SNAPSHOT_EVERY,
+            ttl_sweep_every: Duration::from_secs(60),
         }
     }
 }
@@ -99,7 +104,8 @@ pub enum DynamoError {
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// Opens the store (replaying its log) and serves the DynamoDB API on `listener` until
-/// `shutdown` completes; in-flight requests then finish and a final snapshot is written.
+/// `shutdown` completes, sweeping expired items meanwhile; in-flight requests then finish and a
+/// final snapshot is written.
 ///
 /// # Errors
 ///
@@ -118,6 +124,10 @@ pub async fn serve(
         .await?,
     );
     let front = Arc::new(http::Front::new(Arc::clone(&store), cfg.credentials));
+    let sweeper = tokio::spawn(ttl::sweep_forever(
+        Arc::clone(&store),
+        cfg.ttl_sweep_every.max(Duration::from_millis(10)),
+    ));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -151,6 +161,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    sweeper.abort();
     if tokio::time::timeout(DRAIN, graceful.shutdown())
         .await
         .is_err()

@@ -37,7 +37,9 @@ impl DynamoDb {
             .await
             .map_err(|e| format!("listening on {addr} (DynamoDB): {e}"))?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let cfg = DynamoConfig::new(data_dir, region, credentials);
+        let mut cfg = DynamoConfig::new(data_dir, region, credentials);
+        cfg.ttl_sweep_every = std::time::Duration::try_from_secs_f64(args.dynamodb_ttl_sweep)
+            .map_err(|e| format!("--dynamodb-ttl-sweep: {e}"))?;
         let task = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
