@@ -305,17 +305,8 @@ async fn apply(
                     Bytes::from(serde_json::json!({ "TableName": name }).to_string()),
                 )
                 .await?;
-            let described = tables::hide_local_twins(described).await?;
-            let bytes = described
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| DynamoDBError::internal_error(e.to_string()))?
-                .to_bytes();
-            let table = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|mut v| v.get_mut("Table").map(serde_json::Value::take))
-                .unwrap_or_default();
+            let mut described = json_of(tables::hide_local_twins(described).await?).await?;
+            let table = described["Table"].take();
             let json = serde_json::json!({ "TableDescription": table }).to_string();
             Ok(rustack_dynamodb_http::response::json_response(
                 json.into_bytes(),
@@ -325,8 +316,43 @@ async fn apply(
         DynamoDBOperation::DescribeTable | DynamoDBOperation::DeleteTable => {
             tables::hide_local_twins(response).await
         }
+        DynamoDBOperation::Query | DynamoDBOperation::Scan => {
+            let Some(request) = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .filter(|r| r.get("IndexName").is_some())
+            else {
+                return Ok(response);
+            };
+            let described = handler
+                .handle_operation(
+                    DynamoDBOperation::DescribeTable,
+                    Bytes::from(
+                        serde_json::json!({ "TableName": request["TableName"] }).to_string(),
+                    ),
+                )
+                .await?;
+            let table = json_of(described).await?;
+            let mut answer = json_of(response).await?;
+            tables::project_index(&request, &table, &mut answer);
+            Ok(rustack_dynamodb_http::response::json_response(
+                answer.to_string().into_bytes(),
+                "",
+            ))
+        }
         _ => Ok(response),
     }
+}
+
+async fn json_of(
+    response: http::Response<DynamoDBResponseBody>,
+) -> Result<serde_json::Value, DynamoDBError> {
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| DynamoDBError::internal_error(e.to_string()))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| DynamoDBError::internal_error(e.to_string()))
 }
 
 /// Writes `snapshot-<generation>.json` atomically, then removes what it supersedes.

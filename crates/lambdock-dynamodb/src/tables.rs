@@ -247,3 +247,118 @@ pub async fn hide_local_twins(
         serde_json::to_vec(&json).map_err(|e| DynamoDBError::internal_error(e.to_string()))?;
     Ok(json_response(data, ""))
 }
+
+/// The attributes an index holds, from a `DescribeTable` answer: `None` for `ALL`.
+fn index_attributes(table: &Value, index: &str) -> Option<HashSet<String>> {
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k["AttributeName"].as_str().map(str::to_string))
+            .collect()
+    };
+    let definition = ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"]
+        .iter()
+        .flat_map(|kind| table[*kind].as_array().into_iter().flatten())
+        .find(|i| i["IndexName"] == index)?;
+    let projection = &definition["Projection"];
+    if projection["ProjectionType"].as_str().unwrap_or("ALL") == "ALL" {
+        return None;
+    }
+    let mut keep: HashSet<String> = names(&table["KeySchema"]).into_iter().collect();
+    keep.extend(names(&definition["KeySchema"]));
+    keep.extend(
+        projection["NonKeyAttributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_string)),
+    );
+    Some(keep)
+}
+
+/// Applies a `KEYS_ONLY` or `INCLUDE` index projection to a `Query` or `Scan` answer, which
+/// rustack fills with whole items. `table` is the table's `DescribeTable` answer; a request that
+/// chose its own attributes (`ProjectionExpression`, `AttributesToGet`, `Select`) is left alone.
+pub fn project_index(request: &Value, table: &Value, answer: &mut Value) {
+    if ["ProjectionExpression", "AttributesToGet", "Select"]
+        .iter()
+        .any(|k| request.get(*k).is_some())
+    {
+        return;
+    }
+    let Some(index) = request["IndexName"].as_str() else {
+        return;
+    };
+    let Some(keep) = index_attributes(&table["Table"], index) else {
+        return;
+    };
+    for item in answer["Items"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        item.retain(|name, _| keep.contains(name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn table(projection: Value) -> Value {
+        json!({"Table": {
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            "GlobalSecondaryIndexes": [{"IndexName": "g", "Projection": projection,
+                "KeySchema": [{"AttributeName": "gk", "KeyType": "HASH"}]}]
+        }})
+    }
+
+    fn answer() -> Value {
+        json!({"Items": [{"pk": {"S": "a"}, "sk": {"N": "1"}, "gk": {"S": "x"}, "inc": {"S": "i"}, "other": {"S": "o"}}]})
+    }
+
+    #[test]
+    fn keys_only_keeps_the_table_and_index_keys() {
+        let mut out = answer();
+        project_index(
+            &json!({"IndexName": "g"}),
+            &table(json!({"ProjectionType": "KEYS_ONLY"})),
+            &mut out,
+        );
+        let mut names: Vec<&String> = out["Items"][0].as_object().unwrap().keys().collect();
+        names.sort();
+        assert_eq!(names, ["gk", "pk", "sk"]);
+    }
+
+    #[test]
+    fn include_adds_the_listed_attributes() {
+        let mut out = answer();
+        project_index(
+            &json!({"IndexName": "g"}),
+            &table(json!({"ProjectionType": "INCLUDE", "NonKeyAttributes": ["inc"]})),
+            &mut out,
+        );
+        assert!(out["Items"][0].get("inc").is_some());
+        assert!(out["Items"][0].get("other").is_none());
+    }
+
+    #[test]
+    fn all_and_explicit_projections_are_left_alone() {
+        let mut out = answer();
+        project_index(
+            &json!({"IndexName": "g"}),
+            &table(json!({"ProjectionType": "ALL"})),
+            &mut out,
+        );
+        assert_eq!(out, answer());
+        project_index(
+            &json!({"IndexName": "g", "ProjectionExpression": "other"}),
+            &table(json!({"ProjectionType": "KEYS_ONLY"})),
+            &mut out,
+        );
+        assert_eq!(out, answer());
+    }
+}
