@@ -122,6 +122,9 @@ impl Store {
     /// The directory, snapshot or logs cannot be read, or the snapshot does not parse.
     pub async fn open(dir: &Path, region: &str, snapshot_every: u64) -> Result<Self, DynamoError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            wal::sync_dir(parent).map_err(io_err(parent))?;
+        }
         let engine = Arc::new(RustackDynamoDB::new(DynamoDBConfig {
             skip_signature_validation: true,
             default_region: region.to_string(),

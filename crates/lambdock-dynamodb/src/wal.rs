@@ -52,14 +52,18 @@ impl std::fmt::Debug for Wal {
 }
 
 impl Wal {
-    /// Opens (creating if needed) the log at `path` for appending; `last` is the sequence number
-    /// of the last record already in the file or replayed before it.
+    /// Opens (creating if needed, durably) the log at `path` for appending; `last` is the
+    /// sequence number of the last record already in the file or replayed before it.
     ///
     /// # Errors
     ///
     /// The file cannot be opened.
     pub fn open(path: &Path, last: u64) -> io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
+        // A synced record is only reachable if the file's directory entry is durable too.
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(dir)?;
+        }
         Ok(Wal {
             pending: Mutex::new(Pending {
                 buf: Vec::new(),
@@ -141,7 +145,7 @@ impl Wal {
         let last = self.last();
         self.sync_to(last).await?;
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        if let Some(dir) = path.parent() {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_dir(dir)?;
         }
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
