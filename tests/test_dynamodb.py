@@ -574,6 +574,61 @@ def test_key_errors(lambdock_ddb):
                         "One or more parameter values were invalid: Missing the key sk in the item")
 
 
+def test_expression_placeholder_errors(ddb):
+    t = create(ddb)
+    ddb.put_item(TableName=t, Item={**key("a", 1), "v": {"S": "x"}})
+    with pytest.raises(ClientError) as e:
+        ddb.update_item(TableName=t, Key=key("a", 1), UpdateExpression="SET v = :v",
+                        ExpressionAttributeValues={":v": {"S": "x"}, ":unused": {"S": "y"}})
+    code, message = error(e)
+    assert code == "ValidationException"
+    assert message.endswith("Value provided in ExpressionAttributeValues unused in expressions: keys: {:unused}")
+    with pytest.raises(ClientError) as e:
+        ddb.get_item(TableName=t, Key=key("a", 1), ProjectionExpression="v",
+                     ExpressionAttributeNames={"#u": "u"})
+    assert error(e) == ("ValidationException",
+                        "Value provided in ExpressionAttributeNames unused in expressions: keys: {#u}")
+    with pytest.raises(ClientError) as e:
+        ddb.update_item(TableName=t, Key=key("a", 1), UpdateExpression="SET v = :missing")
+    assert error(e) == ("ValidationException",
+                        "Invalid UpdateExpression: An expression attribute value used in expression is not "
+                        "defined; attribute value: :missing")
+
+
+def test_other_validation_messages(ddb):
+    t = create(ddb)
+    with pytest.raises(ClientError) as e:
+        ddb.update_item(TableName=t, Key=key("a", 1), UpdateExpression="SET pk = :v",
+                        ExpressionAttributeValues={":v": {"S": "x"}})
+    assert error(e) == ("ValidationException", "One or more parameter values were invalid: Cannot update "
+                                               "attribute pk. This attribute is part of the key")
+    with pytest.raises(ClientError) as e:
+        ddb.scan(TableName=t, Segment=0)
+    assert error(e) == ("ValidationException", "The TotalSegments parameter is required but was not present "
+                                               "in the request when Segment parameter is present")
+    with pytest.raises(ClientError) as e:
+        ddb.query(TableName=t, KeyConditionExpression="sk = :s", ExpressionAttributeValues={":s": {"N": "1"}})
+    assert error(e) == ("ValidationException", "Query condition missed key schema element: pk")
+    with pytest.raises(ClientError) as e:
+        ddb.transact_write_items(TransactItems=[{"Put": {"TableName": t, "Item": key("a", 1)}},
+                                                {"Delete": {"TableName": t, "Key": key("a", 1)}}])
+    assert error(e) == ("ValidationException", "Transaction request cannot include multiple operations on one item")
+    with pytest.raises(ClientError) as e:
+        ddb.batch_get_item(RequestItems={t: {"Keys": [key("a", 1), key("a", 1)]}})
+    assert error(e) == ("ValidationException", "Provided list of item keys contains duplicates")
+
+
+def test_an_undefined_attribute_name_is_refused(lambdock_ddb):
+    """Moto fails with an HTTP 500 here."""
+    t = create(lambdock_ddb)
+    with pytest.raises(ClientError) as e:
+        lambdock_ddb.update_item(TableName=t, Key=key("a", 1), UpdateExpression="SET #m = :v",
+                                 ExpressionAttributeValues={":v": {"S": "x"}})
+    assert error(e) == ("ValidationException", "Invalid UpdateExpression: An expression attribute name used in "
+                                               "the document path is not defined; attribute name: #m")
+    assert "Item" not in lambdock_ddb.get_item(TableName=t, Key=key("a", 1))
+
+
 def test_validation_errors_of_expressions(lambdock_ddb):
     """Moto accepts these (it parses expressions loosely); DynamoDB and Lambdock refuse them."""
     t = create(lambdock_ddb)
@@ -581,15 +636,6 @@ def test_validation_errors_of_expressions(lambdock_ddb):
         lambdock_ddb.query(TableName=t, KeyConditionExpression="pk = :p AND",
                            ExpressionAttributeValues={":p": {"S": "a"}})
     assert error(e)[0] == "ValidationException"
-    with pytest.raises(ClientError) as e:
-        lambdock_ddb.update_item(TableName=t, Key=key("a", 1), UpdateExpression="SET v = :v",
-                                 ExpressionAttributeValues={":v": {"S": "x"}, ":unused": {"S": "y"}})
-    assert error(e) == ("ValidationException",
-                        "Value provided in ExpressionAttributeValues unused in expressions: keys: {:unused}")
-    with pytest.raises(ClientError) as e:
-        lambdock_ddb.update_item(TableName=t, Key=key("a", 1), UpdateExpression="SET v = :missing")
-    code, message = error(e)
-    assert code == "ValidationException" and ":missing" in message
     with pytest.raises(ClientError) as e:
         lambdock_ddb.get_item(TableName=t, Key={"pk": {"S": "a"}, "sk": {"S": "not-a-number"}})
     assert error(e)[0] == "ValidationException"

@@ -17,6 +17,22 @@ pub fn to_aws(op: DynamoDBOperation, mut error: DynamoDBError) -> DynamoDBError 
                 .starts_with("Item size has exceeded the maximum allowed size")
             {
                 "Item size has exceeded the maximum allowed size".clone_into(&mut error.message);
+            } else if let Some(attr) = error
+                .message
+                .strip_prefix("Cannot update attribute (")
+                .and_then(|m| m.strip_suffix("). This attribute is part of the key"))
+            {
+                error.message = format!(
+                    "One or more parameter values were invalid: Cannot update attribute {attr}. \
+                     This attribute is part of the key"
+                );
+            } else if error
+                .message
+                .ends_with("was not present in the request when parameter Segment is present")
+            {
+                "The TotalSegments parameter is required but was not present in the request when \
+                 Segment parameter is present"
+                    .clone_into(&mut error.message);
             } else if error.message.ends_with(INVALID_PATH) {
                 // rustack prefixes the clause ("Invalid operand for SET: "); DynamoDB does not.
                 INVALID_PATH.clone_into(&mut error.message);
@@ -79,6 +95,27 @@ mod tests {
         assert_eq!(
             to_aws(DynamoDBOperation::UpdateItem, e).message,
             INVALID_PATH
+        );
+    }
+
+    #[test]
+    fn key_updates_and_segments_use_dynamodb_wording() {
+        let e = DynamoDBError::validation(
+            "Cannot update attribute (pk). This attribute is part of the key",
+        );
+        assert_eq!(
+            to_aws(DynamoDBOperation::UpdateItem, e).message,
+            "One or more parameter values were invalid: Cannot update attribute pk. This \
+             attribute is part of the key"
+        );
+        let e = DynamoDBError::validation(
+            "The TotalSegments parameter is required but was not present in the request when \
+             parameter Segment is present",
+        );
+        assert_eq!(
+            to_aws(DynamoDBOperation::Scan, e).message,
+            "The TotalSegments parameter is required but was not present in the request when \
+             Segment parameter is present"
         );
     }
 

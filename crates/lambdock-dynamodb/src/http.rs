@@ -118,6 +118,7 @@ impl Front {
                 Failure::Service(e)
             }
         })?;
+        crate::placeholders::check(&body).map_err(Failure::Service)?;
         self.store
             .execute(op, body)
             .await

@@ -5,12 +5,13 @@
 //! makes it durable ([`store`]: a write-ahead log of successful mutating requests, synced before
 //! the response, and snapshots; [`wal`]: the log itself) and puts it behind SigV4 with the
 //! platform's credentials ([`http`]), with DynamoDB's wording where rustack's differs
-//! ([`conform`]), and the table metadata rustack accepts but ignores ([`tables`]). `lambdock up` starts it unless an external DynamoDB
+//! ([`conform`]), undefined expression placeholders refused ([`placeholders`]), and the table metadata rustack accepts but ignores ([`tables`]). `lambdock up` starts it unless an external DynamoDB
 //! endpoint is configured ([`args`]).
 
 pub mod args;
 pub mod conform;
 pub mod http;
+pub mod placeholders;
 pub mod store;
 pub mod tables;
 pub mod ttl;
