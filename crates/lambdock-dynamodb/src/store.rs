@@ -26,8 +26,6 @@ use rustack_dynamodb_http::dispatch::DynamoDBHandler;
 use rustack_dynamodb_model::error::DynamoDBError;
 use rustack_dynamodb_model::operations::DynamoDBOperation;
 
-use http_body_util::BodyExt;
-
 use crate::DynamoError;
 use crate::tables;
 use crate::wal::{self, Record, Wal};
@@ -198,17 +196,18 @@ impl Store {
     ) -> Result<http::Response<DynamoDBResponseBody>, DynamoDBError> {
         let (response, seq) = if is_mutating(op) {
             let mut generation = self.apply.lock().await;
-            let response = apply(&self.engine, &self.handler, op, body.clone()).await;
-            let seq = match &response {
-                Ok(r) if r.status().is_success() => {
+            let applied = apply(&self.engine, &self.handler, op, body).await;
+            let seq = match &applied {
+                Ok((r, logged)) if r.status().is_success() => {
                     generation.records += 1;
                     self.wal.append(&Record {
                         operation: op.as_str().to_string(),
-                        body: body.to_vec(),
+                        body: logged.to_vec(),
                     })
                 }
                 _ => self.wal.last(),
             };
+            let response = applied.map(|(r, _)| r);
             if generation.records >= self.snapshot_every {
                 generation.records = 0;
                 let store = Arc::clone(self);
@@ -220,7 +219,9 @@ impl Store {
             }
             (response, seq)
         } else {
-            let response = apply(&self.engine, &self.handler, op, body).await;
+            let response = apply(&self.engine, &self.handler, op, body)
+                .await
+                .map(|(r, _)| r);
             // A write whose effect this read saw has finished appending once its lock is free.
             let seq = {
                 let _applied = self.apply.lock().await;
@@ -279,9 +280,27 @@ impl Store {
     }
 }
 
-/// Runs one operation on the engine, with the table metadata rustack leaves out ([`tables`]).
-/// Requests and replays both come through here, so a replay rebuilds the same state.
+/// Runs one operation on the engine, with the table metadata rustack leaves out ([`tables`]),
+/// and returns the answer with the body to log if it changed state. Requests and replays both
+/// come through here, so a replay rebuilds the same state.
 async fn apply(
+    engine: &RustackDynamoDB,
+    handler: &RustackDynamoDBHandler,
+    op: DynamoDBOperation,
+    body: Bytes,
+) -> Result<(http::Response<DynamoDBResponseBody>, Bytes), DynamoDBError> {
+    if op == DynamoDBOperation::CreateTable {
+        let response = handler.handle_operation(op, body.clone()).await?;
+        if !response.status().is_success() {
+            return Ok((response, body));
+        }
+        return tables::after_create(engine, body, response).await;
+    }
+    let response = answer(engine, handler, op, body.clone()).await?;
+    Ok((response, body))
+}
+
+async fn answer(
     engine: &RustackDynamoDB,
     handler: &RustackDynamoDBHandler,
     op: DynamoDBOperation,
@@ -292,10 +311,6 @@ async fn apply(
         return Ok(response);
     }
     match op {
-        DynamoDBOperation::CreateTable => {
-            tables::register_local_indexes(engine, &body)?;
-            Ok(response)
-        }
         DynamoDBOperation::UpdateTable => {
             tables::update_table(engine, &body)?;
             let name = serde_json::from_slice::<serde_json::Value>(&body)
@@ -308,7 +323,7 @@ async fn apply(
                     Bytes::from(serde_json::json!({ "TableName": name }).to_string()),
                 )
                 .await?;
-            let mut described = json_of(tables::hide_local_twins(described).await?).await?;
+            let mut described = tables::json_of(tables::hide_local_twins(described).await?).await?;
             let table = described["Table"].take();
             let json = serde_json::json!({ "TableDescription": table }).to_string();
             Ok(rustack_dynamodb_http::response::json_response(
@@ -334,8 +349,8 @@ async fn apply(
                     ),
                 )
                 .await?;
-            let table = json_of(described).await?;
-            let mut answer = json_of(response).await?;
+            let table = tables::json_of(described).await?;
+            let mut answer = tables::json_of(response).await?;
             tables::project_index(&request, &table, &mut answer);
             Ok(rustack_dynamodb_http::response::json_response(
                 answer.to_string().into_bytes(),
@@ -344,18 +359,6 @@ async fn apply(
         }
         _ => Ok(response),
     }
-}
-
-async fn json_of(
-    response: http::Response<DynamoDBResponseBody>,
-) -> Result<serde_json::Value, DynamoDBError> {
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| DynamoDBError::internal_error(e.to_string()))?
-        .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| DynamoDBError::internal_error(e.to_string()))
 }
 
 /// Writes `snapshot-<generation>.json` atomically, then removes what it supersedes.
@@ -401,8 +404,8 @@ async fn replay(engine: &RustackDynamoDB, handler: &RustackDynamoDBHandler, reco
         return;
     };
     match apply(engine, handler, op, Bytes::from(record.body)).await {
-        Ok(r) if r.status().is_success() => {}
-        Ok(r) => {
+        Ok((r, _)) if r.status().is_success() => {}
+        Ok((r, _)) => {
             tracing::warn!(operation = %record.operation, status = %r.status(), "dynamodb log record did not replay");
         }
         Err(e) => {
@@ -414,6 +417,7 @@ async fn replay(engine: &RustackDynamoDB, handler: &RustackDynamoDBHandler, reco
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
     use serde_json::{Value, json};
 
     async fn call(store: &Arc<Store>, op: &str, body: Value) -> Result<Value, String> {
@@ -497,6 +501,28 @@ mod tests {
         }
         let store = Arc::new(Store::open(dir.path(), "us-east-1", 1000).await.unwrap());
         assert_eq!(counter(&store).await, json!("15"));
+    }
+
+    #[tokio::test]
+    async fn a_replayed_table_keeps_its_creation_time_and_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let describe = json!({"TableName": "tbl"});
+        let before = {
+            let store = Arc::new(Store::open(dir.path(), "us-east-1", 1000).await.unwrap());
+            seed(&store).await;
+            call(&store, "DescribeTable", describe.clone())
+                .await
+                .unwrap()
+        };
+        // Let the clock move on, so a re-stamp would show.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let store = Arc::new(Store::open(dir.path(), "us-east-1", 1000).await.unwrap());
+        let after = call(&store, "DescribeTable", describe).await.unwrap();
+        assert_eq!(
+            after["Table"]["CreationDateTime"],
+            before["Table"]["CreationDateTime"]
+        );
+        assert_eq!(after["Table"]["TableId"], before["Table"]["TableId"]);
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ use rustack_dynamodb_model::error::DynamoDBError;
 use rustack_dynamodb_model::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, ProvisionedThroughput,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Applies `change` to table `name` in the engine's state.
@@ -46,37 +46,102 @@ fn edit_table(
         .map_err(|e| DynamoDBError::internal_error(e.to_string()))
 }
 
+/// What rustack stamps on a table at creation (time and id): logged with the `CreateTable`
+/// request so that a replay gives the table back the same values.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Stamp {
+    creation_millis: i64,
+    table_id: String,
+}
+
+/// The request field the stamp is logged under (no DynamoDB field starts with `Lambdock`).
+const STAMP_FIELD: &str = "LambdockStamp";
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct CreateTable {
     table_name: String,
     #[serde(default)]
     local_secondary_indexes: Vec<rustack_dynamodb_model::types::LocalSecondaryIndex>,
+    #[serde(rename = "LambdockStamp")]
+    stamp: Option<Stamp>,
 }
 
-/// After a successful `CreateTable`: makes its local secondary indexes queryable.
+/// After a successful `CreateTable`: makes its local secondary indexes queryable and, when
+/// replaying, restores the logged stamp. Returns the response and the body to log (the request
+/// with the stamp added).
 ///
 /// # Errors
 ///
 /// The engine state could not be rebuilt.
-pub fn register_local_indexes(engine: &RustackDynamoDB, body: &[u8]) -> Result<(), DynamoDBError> {
-    let Ok(input) = serde_json::from_slice::<CreateTable>(body) else {
-        return Ok(());
+pub async fn after_create(
+    engine: &RustackDynamoDB,
+    body: Bytes,
+    response: http::Response<DynamoDBResponseBody>,
+) -> Result<(http::Response<DynamoDBResponseBody>, Bytes), DynamoDBError> {
+    let Ok(input) = serde_json::from_slice::<CreateTable>(&body) else {
+        return Ok((response, body));
     };
-    if input.local_secondary_indexes.is_empty() {
-        return Ok(());
+    if input.stamp.is_some() || !input.local_secondary_indexes.is_empty() {
+        edit_table(engine, &input.table_name, |table| {
+            for lsi in &table.lsi_definitions {
+                table.gsi_definitions.push(GlobalSecondaryIndex {
+                    index_name: lsi.index_name.clone(),
+                    key_schema: lsi.key_schema.clone(),
+                    projection: lsi.projection.clone(),
+                    provisioned_throughput: None,
+                });
+            }
+            if let Some(stamp) = &input.stamp {
+                if let Some(at) = chrono::DateTime::from_timestamp_millis(stamp.creation_millis) {
+                    table.created_at = at;
+                }
+                table.table_id.clone_from(&stamp.table_id);
+            }
+            Ok(())
+        })?;
     }
-    edit_table(engine, &input.table_name, |table| {
-        for lsi in &table.lsi_definitions {
-            table.gsi_definitions.push(GlobalSecondaryIndex {
-                index_name: lsi.index_name.clone(),
-                key_schema: lsi.key_schema.clone(),
-                projection: lsi.projection.clone(),
-                provisioned_throughput: None,
-            });
-        }
-        Ok(())
-    })
+    if input.stamp.is_some() {
+        return Ok((response, body));
+    }
+    let answer = json_of(response).await?;
+    let description = &answer["TableDescription"];
+    let stamp = Stamp {
+        // Whole milliseconds: what rustack keeps.
+        #[allow(clippy::cast_possible_truncation)]
+        creation_millis: (description["CreationDateTime"].as_f64().unwrap_or(0.0) * 1000.0).round()
+            as i64,
+        table_id: description["TableId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let mut logged: Value = serde_json::from_slice(&body)
+        .map_err(|e| DynamoDBError::serialization_exception(e.to_string()))?;
+    logged[STAMP_FIELD] =
+        serde_json::to_value(&stamp).map_err(|e| DynamoDBError::internal_error(e.to_string()))?;
+    Ok((
+        json_response(answer.to_string().into_bytes(), ""),
+        Bytes::from(logged.to_string()),
+    ))
+}
+
+/// A response's JSON body.
+///
+/// # Errors
+///
+/// The body could not be read or is not JSON.
+pub async fn json_of(
+    response: http::Response<DynamoDBResponseBody>,
+) -> Result<Value, DynamoDBError> {
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| DynamoDBError::internal_error(e.to_string()))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| DynamoDBError::internal_error(e.to_string()))
 }
 
 #[derive(Deserialize)]
