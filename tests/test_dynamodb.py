@@ -7,8 +7,6 @@ Lambdock follows and the test pins Lambdock only (`lambdock_ddb`); the differenc
 README.md ("DynamoDB").
 """
 
-import os
-import signal
 import socket
 import subprocess
 import threading
@@ -760,13 +758,16 @@ def handler(event, context):
 '''
 
 
-def test_a_function_reaches_dynamodb_without_an_endpoint_in_its_code(tmp_path):
+def function_using_dynamodb(tmp_path):
     code = tmp_path / "code"
     code.mkdir()
     (code / "app.py").write_text(FUNCTION)
-    functions = {"ddb-user": {"runtime": "python3.12", "handler": "app.handler", "code": {"dir": str(code)},
-                              "timeout": 60}}
-    up = start_up(tmp_path, tmp_path / "data", functions=functions)
+    return {"ddb-user": {"runtime": "python3.12", "handler": "app.handler", "code": {"dir": str(code)},
+                         "timeout": 60}}
+
+
+def test_a_function_reaches_dynamodb_without_an_endpoint_in_its_code(tmp_path):
+    up = start_up(tmp_path, tmp_path / "data", functions=function_using_dynamodb(tmp_path))
     try:
         c = client(up.dynamodb)
         t = create(c, range_key=False)
@@ -775,5 +776,23 @@ def test_a_function_reaches_dynamodb_without_an_endpoint_in_its_code(tmp_path):
         assert "FunctionError" not in out, out["Payload"].read()
         assert json.loads(out["Payload"].read()) == "hello"
         assert c.get_item(TableName=t, Key={"pk": {"S": "from-function"}})["Item"]["v"] == {"S": "hello"}
+    finally:
+        up.stop()
+
+
+def test_an_external_endpoint_replaces_the_embedded_store(tmp_path, moto_endpoint):
+    port = free_port()
+    up = Up(manifest(tmp_path, function_using_dynamodb(tmp_path)), tmp_path / "data",
+            "--dynamodb-port", str(port), "--dynamodb-endpoint", moto_endpoint)
+    try:
+        assert f"DynamoDB endpoint (external): {moto_endpoint}" in "".join(up.output)
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        external = client(moto_endpoint)
+        t = create(external, range_key=False)
+        import json
+        out = up.client().invoke(FunctionName="ddb-user", Payload=json.dumps({"table": t, "value": "external"}))
+        assert "FunctionError" not in out, out["Payload"].read()
+        assert external.get_item(TableName=t, Key={"pk": {"S": "from-function"}})["Item"]["v"] == {"S": "external"}
     finally:
         up.stop()
