@@ -29,11 +29,8 @@ def client(endpoint, key=ACCESS_KEY, secret=SECRET_KEY):
                         aws_access_key_id=key, aws_secret_access_key=secret, config=CONFIG)
 
 
-def start_up(tmp: Path, data_dir: Path, functions=None, port=None, *flags):
-    port = port or free_port()
-    up = Up(manifest(tmp, functions or {}), data_dir, "--dynamodb-port", str(port), *flags)
-    up.dynamodb = f"http://127.0.0.1:{port}"
-    return up
+def start_up(tmp: Path, data_dir: Path, functions=None, *flags):
+    return Up(manifest(tmp, functions or {}), data_dir, *flags)
 
 
 def wait_port(port, proc, timeout=60):
@@ -520,7 +517,7 @@ def test_time_to_live_settings(ddb):
 
 
 def test_expired_items_are_deleted(tmp_path):
-    up = start_up(tmp_path, tmp_path / "data", None, None, "--dynamodb-ttl-sweep", "0.2")
+    up = start_up(tmp_path, tmp_path / "data", None, "--dynamodb-ttl-sweep", "0.2")
     try:
         c = client(up.dynamodb)
         t = create(c, range_key=False)
@@ -665,8 +662,7 @@ def test_signatures_are_verified(lambdock_endpoint):
 # --- durability -----------------------------------------------------------------------------------
 
 def test_acknowledged_writes_survive_kill_9(tmp_path):
-    port = free_port()
-    up = start_up(tmp_path, tmp_path / "data", port=port)
+    up = start_up(tmp_path, tmp_path / "data")
     c = client(up.dynamodb)
     t = create(c)
     acked, counter_acks, stop = [], [0], threading.Event()
@@ -698,7 +694,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path):
         th.join(30)
     assert len(acked) >= 300
 
-    up2 = start_up(tmp_path, tmp_path / "data", port=port)
+    up2 = start_up(tmp_path, tmp_path / "data")
     try:
         c2 = client(up2.dynamodb)
         stored = set()
@@ -722,19 +718,18 @@ def test_acknowledged_writes_survive_kill_9(tmp_path):
 
 
 def test_tables_survive_restarts_and_snapshots(tmp_path):
-    port = free_port()
-    up = start_up(tmp_path, tmp_path / "data", port=port)
+    up = start_up(tmp_path, tmp_path / "data")
     c = client(up.dynamodb)
     t = create(c, gsi=True)
     c.update_time_to_live(TableName=t, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
     fill(c, t, n=5)
     up.stop()  # graceful: writes a snapshot
     assert any(p.name.startswith("snapshot-") for p in (tmp_path / "data" / "dynamodb").iterdir())
-    up = start_up(tmp_path, tmp_path / "data", port=port)
+    up = start_up(tmp_path, tmp_path / "data")
     c = client(up.dynamodb)
     c.delete_item(TableName=t, Key=key("p", 0))
     up.kill9()  # the delete is only in the log now
-    up = start_up(tmp_path, tmp_path / "data", port=port)
+    up = start_up(tmp_path, tmp_path / "data")
     try:
         c = client(up.dynamodb)
         out = c.query(TableName=t, IndexName="by-gk", KeyConditionExpression="gk = :g",
@@ -781,13 +776,12 @@ def test_a_function_reaches_dynamodb_without_an_endpoint_in_its_code(tmp_path):
 
 
 def test_an_external_endpoint_replaces_the_embedded_store(tmp_path, moto_endpoint):
-    port = free_port()
     up = Up(manifest(tmp_path, function_using_dynamodb(tmp_path)), tmp_path / "data",
-            "--dynamodb-port", str(port), "--dynamodb-endpoint", moto_endpoint)
+            "--dynamodb-endpoint", moto_endpoint)
     try:
         assert f"DynamoDB endpoint (external): {moto_endpoint}" in "".join(up.output)
         with pytest.raises(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            socket.create_connection(("127.0.0.1", up.dynamodb_port), timeout=1).close()
         external = client(moto_endpoint)
         t = create(external, range_key=False)
         import json
