@@ -396,6 +396,18 @@ def test_index_queries(ddb):
     out = ddb.query(TableName=t, IndexName="by-gk", KeyConditionExpression="gk = :g",
                     ExpressionAttributeValues={":g": {"S": "odd"}})
     assert [int(i["sk"]["N"]) for i in out["Items"]] == [1, 3, 5, 7, 9]
+    seen, start = [], None
+    while True:
+        kwargs = {"ExclusiveStartKey": start} if start else {}
+        out = ddb.query(TableName=t, IndexName="by-gk", KeyConditionExpression="gk = :g", Limit=2,
+                        ExpressionAttributeValues={":g": {"S": "even"}}, **kwargs)
+        seen += [int(i["sk"]["N"]) for i in out["Items"]]
+        start = out.get("LastEvaluatedKey")
+        if not start:
+            break
+        # An index's LastEvaluatedKey holds the table's key and the index's.
+        assert set(start) == {"pk", "sk", "gk"}
+    assert seen == [0, 2, 4, 6, 8]
     out = ddb.query(TableName=t, IndexName="by-lk", KeyConditionExpression="pk = :p AND lk > :l",
                     ExpressionAttributeValues={":p": {"S": "p"}, ":l": {"S": "l6"}})
     assert [i["lk"]["S"] for i in out["Items"]] == ["l7", "l8", "l9"]
