@@ -69,10 +69,13 @@ class Up:
         raise RuntimeError("lambdock up did not start:\n" + "".join(self.output))
 
     def _try_start(self):
+        # The embedded DynamoDB gets a free port too, so that several `up`s can run at once.
+        self.dynamodb_port = free_port()
+        self.dynamodb = f"http://127.0.0.1:{self.dynamodb_port}"
         self.proc = subprocess.Popen(
             [str(LAMBDOCK), "up", "--manifest", str(self.manifest_path), "--aws-port", str(self.port),
              "--data-dir", str(self.data_dir), "--python", str(REPO / ".venv/bin/python"),
-             "--s3-port", str(self.s3_port), *self.flags],
+             "--s3-port", str(self.s3_port), "--dynamodb-port", str(self.dynamodb_port), *self.flags],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         ready = threading.Event()

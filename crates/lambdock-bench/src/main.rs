@@ -13,6 +13,7 @@ use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 
 mod agent;
+mod dynamodb;
 mod gateway;
 mod s3;
 
@@ -52,8 +53,11 @@ struct Args {
     #[arg(long, default_value_t = 8)]
     s3_clients: usize,
     /// Which parts to measure.
-    #[arg(long, value_enum, default_values_t = [Part::Rie, Part::Agent, Part::Gateway, Part::S3])]
+    #[arg(long, value_enum, default_values_t = [Part::Rie, Part::Agent, Part::Gateway, Part::S3, Part::Dynamodb])]
     only: Vec<Part>,
+    /// Requests per DynamoDB figure.
+    #[arg(long, default_value_t = 2000)]
+    dynamodb_requests: usize,
 }
 
 /// A part of the benchmark.
@@ -67,6 +71,8 @@ enum Part {
     Gateway,
     /// S3 PUT/GET against the embedded S3 and moto.
     S3,
+    /// The embedded DynamoDB against moto server.
+    Dynamodb,
 }
 
 pub(crate) struct Emulator {
@@ -196,6 +202,7 @@ pub(crate) fn ratio(ours: f64, theirs: f64) -> String {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let args = Args::parse();
+    let needs_functions = args.only.iter().any(|p| *p != Part::Dynamodb);
     for (what, path) in [
         ("lambdock-rie", &args.rie),
         ("AWS RIE", &args.aws_rie),
@@ -203,7 +210,7 @@ async fn main() -> Result<(), Error> {
         ("lambdock", &args.lambdock),
         ("python", &args.python),
     ] {
-        if !path.is_file() {
+        if needs_functions && !path.is_file() {
             return Err(
                 format!("{what} not found at {} (run `make bench`)", path.display()).into(),
             );
@@ -244,6 +251,9 @@ async fn main() -> Result<(), Error> {
             args.s3_clients,
         )
         .await?;
+    }
+    if args.only.contains(&Part::Dynamodb) {
+        dynamodb::run(&args.python, args.dynamodb_requests).await?;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ mod cargo_build;
 mod client;
 mod config;
 mod deploy;
+mod dynamodb;
 mod s3;
 mod up;
 

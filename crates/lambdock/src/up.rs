@@ -101,6 +101,8 @@ pub struct UpArgs {
     no_isolation: bool,
     #[command(flatten)]
     s3: lambdock_s3::args::S3Args,
+    #[command(flatten)]
+    dynamodb: lambdock_dynamodb::DynamoArgs,
 }
 
 /// Options of `lambdock gateway`.
@@ -162,8 +164,34 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
     ));
     let client = connect(format!("http://{agent_addr}")).await?;
     let credentials = (!g.no_auth).then(|| (g.access_key.clone(), g.secret_key.clone()));
-    let s3 = crate::s3::S3::start(&args.s3, g.host, &g.data_dir, &g.region, credentials).await?;
-    let result = run_gateway(g, client, "lambdock-up".into(), true, Some(&s3.endpoint)).await;
+    let s3 = crate::s3::S3::start(
+        &args.s3,
+        g.host,
+        &g.data_dir,
+        &g.region,
+        credentials.clone(),
+    )
+    .await?;
+    let dynamodb = crate::dynamodb::DynamoDb::start(
+        &args.dynamodb,
+        g.host,
+        &g.data_dir,
+        &g.region,
+        credentials,
+    )
+    .await?;
+    let data_plane = DataPlane {
+        environment: vec![
+            ("AWS_ENDPOINT_URL_S3".to_string(), s3.endpoint.clone()),
+            (
+                "AWS_ENDPOINT_URL_DYNAMODB".to_string(),
+                dynamodb.endpoint.clone(),
+            ),
+        ],
+        banner: vec![format!("  S3 endpoint: {}", s3.endpoint), dynamodb.banner()],
+    };
+    let result = run_gateway(g, client, "lambdock-up".into(), true, &data_plane).await;
+    dynamodb.stop().await;
     s3.stop().await;
     let _ = stop_agent.send(());
     let _ = agent_task.await;
@@ -173,7 +201,23 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
 /// Runs `lambdock gateway`.
 pub async fn gateway(args: GatewayOnlyArgs) -> Result<(), Error> {
     let client = connect(args.agent.clone()).await?;
-    run_gateway(&args.gateway, client, args.owner.clone(), false, None).await
+    let data_plane = DataPlane::default();
+    run_gateway(
+        &args.gateway,
+        client,
+        args.owner.clone(),
+        false,
+        &data_plane,
+    )
+    .await
+}
+
+/// The data-plane services `up` runs next to the gateway: what functions get in their
+/// environment and what the banner shows.
+#[derive(Default)]
+struct DataPlane {
+    environment: Vec<(String, String)>,
+    banner: Vec<String>,
 }
 
 async fn run_gateway(
@@ -181,7 +225,7 @@ async fn run_gateway(
     agent: AgentClient<Channel>,
     owner: String,
     stop_workers: bool,
-    s3: Option<&str>,
+    data_plane: &DataPlane,
 ) -> Result<(), Error> {
     let deployment_file = g.data_dir.join("deployment.json");
     let manifest = match &g.manifest {
@@ -202,9 +246,7 @@ async fn run_gateway(
             format!("http://{aws}"),
         ),
     ]);
-    if let Some(s3) = s3 {
-        platform_environment.insert("AWS_ENDPOINT_URL_S3".to_string(), s3.to_string());
-    }
+    platform_environment.extend(data_plane.environment.iter().cloned());
     let pools = Pools::new(
         agent.clone(),
         owner.clone(),
@@ -245,8 +287,8 @@ async fn run_gateway(
 
     println!("Lambdock is up.");
     println!("  AWS endpoint (Lambda API, /metrics): http://{aws}");
-    if let Some(s3) = s3 {
-        println!("  S3 endpoint: {s3}");
+    for line in &data_plane.banner {
+        println!("{line}");
     }
     if g.no_auth {
         println!("  Authentication: off (--no-auth)");
