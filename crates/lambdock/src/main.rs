@@ -1,6 +1,7 @@
 //! `lambdock`: the one binary of Lambdock, with a subcommand per part of the design.
 
 mod agent;
+mod apigw;
 mod client;
 mod config;
 mod up;

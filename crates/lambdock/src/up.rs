@@ -80,6 +80,8 @@ pub struct GatewayArgs {
     /// Largest asynchronous (Event) payload, bytes.
     #[arg(long, env = "LAMBDOCK_MAX_ASYNC_PAYLOAD", default_value_t = 1024 * 1024)]
     max_async_payload: usize,
+    #[command(flatten)]
+    api: crate::apigw::ApiArgs,
 }
 
 /// Options of `lambdock up`.
@@ -224,6 +226,7 @@ async fn run_gateway(
     let listener = tokio::net::TcpListener::bind(aws)
         .await
         .map_err(|e| format!("listening on {aws}: {e}"))?;
+    let api = crate::apigw::bind(&g.api, g.host, gateway.clone()).await?;
 
     println!("Lambdock is up.");
     println!("  AWS endpoint (Lambda API, /metrics): http://{aws}");
@@ -246,6 +249,9 @@ async fn run_gateway(
             .join(", ")
     );
     println!("  Try: aws --endpoint-url http://{aws} lambda list-functions");
+    for line in &api.banner {
+        println!("{line}");
+    }
     println!("ready");
 
     let dispatcher = tokio::spawn(lambdock_gateway::asynchronous::dispatch(
@@ -290,13 +296,10 @@ async fn run_gateway(
             janitor_gateway.janitor_pass().await;
         }
     });
-    lambdock_gateway::server::serve(
-        gateway.clone(),
-        listener,
-        crate::terminated(),
-        Duration::from_secs(30),
-    )
-    .await;
+    let (api_task, shutdown) = crate::apigw::spawn(api, crate::terminated());
+    lambdock_gateway::server::serve(gateway.clone(), listener, shutdown, Duration::from_secs(30))
+        .await;
+    let _ = api_task.await;
     janitor.abort();
     // Undelivered events stay on disk and are delivered at the next start.
     dispatcher.abort();
