@@ -174,7 +174,8 @@ def login(up, key=API_KEY, user=USER, password=PASSWORD):
 def test_rest_payload_1_0_every_field_on_get(up):
     started_ms = int(time.time() * 1000)
     e = event_of(up, "GET", "/rest/items/a%20b?x=1&x=2&y=%2F&flag", [
-        ("X-Repeated", "one"), ("X-Repeated", "two"), ("Cookie", "c1=v1; c2=v2"), ("User-Agent", "route-test/1")])
+        ("X-Repeated", "one"), ("X-Repeated", "two"), ("Cookie", "c1=v1; c2=v2"), ("User-Agent", "route-test/1"),
+        ("x-lower", "l"), ("X-MiXeD-CaSe", "m")])
     assert e["resource"] == "/rest/items/{id}"
     assert e["path"] == "/rest/items/a b"
     assert e["httpMethod"] == "GET"
@@ -182,6 +183,10 @@ def test_rest_payload_1_0_every_field_on_get(up):
     assert e["multiValueHeaders"]["X-Repeated"] == ["one", "two"]
     assert e["headers"]["Cookie"] == "c1=v1; c2=v2"
     assert e["headers"]["User-Agent"] == "route-test/1"
+    # Payload 1.0 keeps the caller's spelling of header names.
+    assert e["headers"]["x-lower"] == "l" and e["headers"]["X-MiXeD-CaSe"] == "m"
+    assert e["multiValueHeaders"]["X-MiXeD-CaSe"] == ["m"]
+    assert e["headers"]["Host"] == f"127.0.0.1:{up.api_port}"
     assert e["queryStringParameters"] == {"x": "2", "y": "/", "flag": ""}
     assert e["multiValueQueryStringParameters"] == {"x": ["1", "2"], "y": ["/"], "flag": [""]}
     assert e["pathParameters"] == {"id": "a b"}

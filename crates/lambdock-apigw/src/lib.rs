@@ -11,6 +11,7 @@
 //! The table follows hot reloads: it is rebuilt when the gateway's registry changes.
 
 pub mod auth;
+pub mod case;
 pub mod cors;
 pub mod event;
 pub mod openapi;
@@ -28,7 +29,6 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use lambdock_gateway::errors::LambdaError;
 use lambdock_gateway::gateway::{Gateway, MAX_SYNC_REQUEST, new_trace_id};
 use lambdock_gateway::registry::Registry;
@@ -51,6 +51,15 @@ pub struct ApiConfig {
     pub integration_timeout: Duration,
     /// Secrets and token settings.
     pub auth: AuthConfig,
+}
+
+/// One request, read.
+struct Incoming<'a> {
+    parts: &'a http::request::Parts,
+    body: Bytes,
+    peer: SocketAddr,
+    header_case: &'a BTreeMap<String, String>,
+    request_id: &'a str,
 }
 
 /// Settings the API port cannot run with.
@@ -115,11 +124,13 @@ impl ApiGateway {
         self.table().render(base_url)
     }
 
-    /// Answers one request from `peer`.
+    /// Answers one request from `peer`; `header_case` maps its lower-case header names to
+    /// their original spelling (see [`case`]).
     pub async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<hyper::body::Incoming>,
         peer: SocketAddr,
+        header_case: BTreeMap<String, String>,
     ) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
@@ -127,8 +138,14 @@ impl ApiGateway {
         let table = self.table();
         let mut resp = match Limited::new(body, MAX_API_PAYLOAD + 1).collect().await {
             Ok(body) => {
-                self.answer(&table, &parts, body.to_bytes(), peer, &request_id)
-                    .await
+                let incoming = Incoming {
+                    parts: &parts,
+                    body: body.to_bytes(),
+                    peer,
+                    header_case: &header_case,
+                    request_id: &request_id,
+                };
+                self.answer(&table, incoming).await
             }
             Err(_) => Failure::TooLarge.response(table.unknown_kind()),
         };
@@ -147,18 +164,12 @@ impl ApiGateway {
         Ok(resp)
     }
 
-    async fn answer(
-        &self,
-        table: &Table,
-        parts: &http::request::Parts,
-        body: Bytes,
-        peer: SocketAddr,
-        request_id: &str,
-    ) -> Response<Body> {
+    async fn answer(&self, table: &Table, req: Incoming<'_>) -> Response<Body> {
+        let (parts, body) = (req.parts, &req.body);
         let path = parts.uri.path();
         let method = parts.method.as_str();
         if parts.method == Method::POST && path == self.auth.login_path() {
-            return self.auth.login(&parts.headers, &body);
+            return self.auth.login(&parts.headers, body);
         }
         if parts.method == Method::GET && path == "/openapi.json" {
             let registry = self.gateway.registry();
@@ -183,9 +194,7 @@ impl ApiGateway {
             Found::None(kind) => return Failure::NoRoute.response(kind),
         };
         let origin = header(&parts.headers, "origin");
-        let mut resp = self
-            .invoke(entry, &params, parts, body, peer, request_id, staged)
-            .await;
+        let mut resp = self.invoke(entry, &params, &req, staged).await;
         if entry.api.kind == ApiKind::Http
             && let Some(cors) = &entry.api.cors
         {
@@ -194,17 +203,14 @@ impl ApiGateway {
         resp
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn invoke(
         &self,
         entry: &Entry,
         params: &BTreeMap<String, String>,
-        parts: &http::request::Parts,
-        body: Bytes,
-        peer: SocketAddr,
-        request_id: &str,
+        req: &Incoming<'_>,
         staged: bool,
     ) -> Response<Body> {
+        let (parts, request_id) = (req.parts, req.request_id);
         let kind = entry.api.kind;
         let route = &entry.route;
         let identity: Option<Identity> = match &route.authorizer {
@@ -244,15 +250,14 @@ impl ApiGateway {
             _ => "HTTP/1.1",
         };
         let registry = self.gateway.registry();
-        let header_case = BTreeMap::new();
         let request = event::Request {
             method: parts.method.as_str(),
             path,
             query: parts.uri.query().unwrap_or_default(),
             headers: &parts.headers,
-            header_case: &header_case,
-            body: &body,
-            source_ip: peer.ip().to_string(),
+            header_case: req.header_case,
+            body: &req.body,
+            source_ip: req.peer.ip().to_string(),
             protocol,
             request_id,
             time: SystemTime::now(),

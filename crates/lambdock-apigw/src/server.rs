@@ -12,6 +12,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::ApiGateway;
+use crate::case::{Heads, Recorder};
 
 /// Serves until `shutdown` completes, then waits (up to `drain`) for in-flight requests.
 pub async fn serve(
@@ -35,9 +36,14 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let api = api.clone();
+                let heads = Heads::default();
+                let io = TokioIo::new(Recorder::new(stream, heads.clone()));
                 let conn = http1::Builder::new().serve_connection(
-                    TokioIo::new(stream),
-                    service_fn(move |req| api.clone().handle(req, peer)),
+                    io,
+                    service_fn(move |req| {
+                        let case = heads.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                        api.clone().handle(req, peer, case.unwrap_or_default())
+                    }),
                 );
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
