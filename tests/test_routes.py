@@ -503,3 +503,55 @@ def test_cors_from_a_real_browser(up, page, tmp_path):
                                  "origin": page.origin, "body": '{"hello":"api"}'}, report
     # The preflight does not allow the header: the browser refuses to send the request.
     assert "error" in report["denied"], report
+
+
+# --- configuration and hot reload -----------------------------------------------------------
+
+def small_manifest(tmp, routes):
+    manifest = {"schema_version": 1, "functions": {"echo": function("apigw.echo")},
+                "apis": {"Http": {"kind": "http", "stage": "$default"}},
+                "routes": [route("Http", "GET", path, "echo", "2.0") for path in routes]}
+    path = tmp / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+def test_dev_secrets_are_generated_and_routes_follow_hot_reload(tmp_path):
+    u = Up(small_manifest(tmp_path, ["/one"]), tmp_path / "data")
+    try:
+        line = next(l for l in u.output if "Route auth (generated for development)" in l)
+        generated = dict(item.split("=", 1) for item in line.split(": ", 1)[1].split())
+        status, _, body = login(u, key=generated["LAMBDOCK_API_KEYS"], user=generated["LAMBDOCK_AUTH_USER"],
+                                password=generated["LAMBDOCK_AUTH_PASSWORD"])
+        assert status == 200, body
+        assert len(generated["LAMBDOCK_JWT_SECRET"]) >= 32
+        assert call(u, "GET", "/one")[0] == 200
+        assert call(u, "GET", "/two")[0] == 404
+        small_manifest(tmp_path, ["/one", "/two"])
+        deadline = time.time() + 60
+        while call(u, "GET", "/two")[0] != 200:
+            assert time.time() < deadline, "the new route was never served"
+            time.sleep(0.2)
+    finally:
+        u.stop()
+
+
+def test_production_mode_needs_configured_secrets(tmp_path, monkeypatch):
+    from conftest import LAMBDOCK
+    path = small_manifest(tmp_path, ["/one"])
+    refused = subprocess.run(
+        [str(LAMBDOCK), "up", "--manifest", str(path), "--aws-port", str(free_port()), "--api-port",
+         str(free_port()), "--data-dir", str(tmp_path / "refused"), "--python", str(REPO / ".venv/bin/python"),
+         "--production"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0
+    assert "production mode: configure LAMBDOCK_JWT_SECRET" in refused.stderr, refused.stderr
+    for name, value in [("LAMBDOCK_JWT_SECRET", JWT_SECRET), ("LAMBDOCK_API_KEYS", API_KEY),
+                        ("LAMBDOCK_AUTH_USER", USER), ("LAMBDOCK_AUTH_PASSWORD", PASSWORD),
+                        ("LAMBDOCK_PRODUCTION", "true")]:
+        monkeypatch.setenv(name, value)
+    u = Up(path, tmp_path / "data")
+    try:
+        assert not any("Route auth" in l for l in u.output)
+        assert login(u)[0] == 200
+    finally:
+        u.stop()
