@@ -67,6 +67,7 @@ def write_manifest(tmp, page_origin):
             route("Http", "GET", "/http/scoped", "echo", "2.0", authorizer="Jwt", authorization_scopes=["admin"]),
             route("Http", "PUT", "/http/cors", "echo", "2.0"),
             route("Http", "GET", "/http/fail", "fail", "2.0"),
+            route("Http", "GET", "/http/slow", "slow", "2.0"),
         ],
     }
     path = tmp / "manifest.json"
@@ -336,6 +337,11 @@ def test_function_errors_and_timeouts(up):
     # The integration timeout is 2 s here; the function sleeps 5.
     status, _, body = call(up, "GET", "/rest/slow?seconds=5")
     assert (status, body) == (504, b'{"message": "Endpoint request timed out"}')
+    status, _, body = call(up, "GET", "/http/slow?seconds=5")
+    assert (status, json.loads(body)) == (503, {"message": "Service Unavailable"})
+    # The function finished on its worker meanwhile; a short call answers normally.
+    status, _, body = call(up, "GET", "/http/slow?seconds=0")
+    assert (status, body) == (200, b"slept")
 
 
 def test_oversize_payload_is_413(up):

@@ -533,4 +533,42 @@ mod tests {
         assert_eq!(s["groups"], "[a b]");
         assert_eq!(s["n"], "5");
     }
+
+    #[test]
+    fn other_issuers_verify_with_the_jwks_keys() {
+        // A throwaway RSA key made for this test (PKCS#1 DER) and its public JWK.
+        let der = include_bytes!("../testdata/rsa-test-key.der");
+        let jwks: JwkSet = serde_json::from_value(json!({"keys": [
+            {"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig", "e": "AQAB", "n": "z6gYPGlFERJrFwbEcp3cdTNt3-AKFwSbMTmyk3EjtRsn3b-xsHKzaJS6gjaEFytmV7z0EYZbvLwkIjcgjdqWv-poaeeZCAxZrGJ7XbeTp-20eWlcCmVwki2MqNFtY-pHGV46K1N8tii0au4DyalbDKpHCCorc2pMoGfHpCtHn_4rVgsrZvGaRynbNtRkRB_h6lcQ07qU-wi5nP99Cfl-1axxXOKBQpWy7x5WFzhmIl_kV2pkyvepSx9EKpKkL5Fe8LrUfTdtDKvTdQ7_eZiJfnbeqZ7g-eihfDaWgo3q4cMDt_bvIinpzLDuEIGMNHIg3v2pyhsm23QyYFzKQHTXsQ"}
+        ]}))
+        .unwrap();
+        let mut cfg = auth().cfg.clone();
+        cfg.jwks = Some(jwks);
+        let a = Auth::new(cfg).unwrap();
+        let now = now_s();
+        let claims =
+            json!({"sub": "u", "iss": "https://idp.example", "client_id": "app", "exp": now + 60});
+        let sign_rs = |kid: Option<&str>, claims: &Value| {
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = kid.map(str::to_string);
+            jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(der)).unwrap()
+        };
+        let idp = Authorizer::Jwt {
+            identity_source: "$request.header.Authorization".into(),
+            issuer: "https://idp.example".into(),
+            audience: vec!["app".into()],
+        };
+        let h = |t: &str| headers(&[("authorization", &format!("Bearer {t}"))]);
+        let id = a
+            .authorize(&idp, &h(&sign_rs(Some("k1"), &claims)), &[])
+            .unwrap();
+        assert_eq!(id.claims["client_id"], "app");
+        assert_eq!(
+            a.authorize(&idp, &h(&sign_rs(Some("unknown"), &claims)), &[]),
+            Err(Refusal::Unauthorized)
+        );
+        // The platform's HS256 secret does not vouch for another issuer's tokens.
+        let hs = sign(claims.clone(), SECRET);
+        assert_eq!(a.authorize(&idp, &h(&hs), &[]), Err(Refusal::Unauthorized));
+    }
 }
