@@ -222,11 +222,11 @@ async fn run_gateway(
         pools,
         Some(queue.clone()),
     ));
+    let api = crate::apigw::bind(&g.api, g.host, gateway.clone()).await?;
     gateway.deploy(&manifest, true).await?;
     let listener = tokio::net::TcpListener::bind(aws)
         .await
         .map_err(|e| format!("listening on {aws}: {e}"))?;
-    let api = crate::apigw::bind(&g.api, g.host, gateway.clone()).await?;
 
     println!("Lambdock is up.");
     println!("  AWS endpoint (Lambda API, /metrics): http://{aws}");
