@@ -261,9 +261,14 @@ impl Table {
                     ApiKind::Http if e.route.payload_version == "1.0" => "HTTP 1.0",
                     ApiKind::Http => "HTTP 2.0",
                 };
+                let url = if e.default_route {
+                    format!("{base_url}/* ($default)")
+                } else {
+                    format!("{base_url}{}", e.route.path)
+                };
                 [
                     e.route.method.clone(),
-                    format!("{base_url}{}", e.route.path),
+                    url,
                     function,
                     format!("{} {kind}", e.route.api),
                     if auth.is_empty() {
