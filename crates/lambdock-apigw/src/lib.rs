@@ -89,8 +89,9 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The raw path without its first segment (the REST stage).
 fn strip_first_segment(path: &str) -> &str {
-    match path[1..].find('/') {
-        Some(i) => &path[i + 1..],
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    match rest.find('/') {
+        Some(i) => &rest[i..],
         None => "/",
     }
 }
@@ -374,5 +375,6 @@ mod tests {
     fn stage_prefix_is_stripped() {
         assert_eq!(strip_first_segment("/Prod/a/b"), "/a/b");
         assert_eq!(strip_first_segment("/Prod"), "/");
+        assert_eq!(strip_first_segment(""), "/");
     }
 }
