@@ -50,7 +50,7 @@ class Up:
     """A running `lambdock up`."""
 
     def __init__(self, manifest_path: Path, data_dir: Path, *flags: str):
-        self.port, self.s3_port = free_port(), free_port()
+        self.port, self.s3_port, self.api_port = free_port(), free_port(), free_port()
         self.manifest_path, self.data_dir, self.flags = manifest_path, data_dir, flags
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.s3_endpoint = f"http://127.0.0.1:{self.s3_port}"
@@ -63,7 +63,7 @@ class Up:
         for attempt in range(5):
             if self._try_start():
                 return
-            self.port, self.s3_port = free_port(), free_port()
+            self.port, self.s3_port, self.api_port = free_port(), free_port(), free_port()
             self.endpoint = f"http://127.0.0.1:{self.port}"
             self.s3_endpoint = f"http://127.0.0.1:{self.s3_port}"
         raise RuntimeError("lambdock up did not start:\n" + "".join(self.output))
@@ -75,7 +75,8 @@ class Up:
         self.proc = subprocess.Popen(
             [str(LAMBDOCK), "up", "--manifest", str(self.manifest_path), "--aws-port", str(self.port),
              "--data-dir", str(self.data_dir), "--python", str(REPO / ".venv/bin/python"),
-             "--s3-port", str(self.s3_port), "--dynamodb-port", str(self.dynamodb_port), *self.flags],
+             "--s3-port", str(self.s3_port), "--dynamodb-port", str(self.dynamodb_port),
+             "--api-port", str(self.api_port), *self.flags],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         ready = threading.Event()

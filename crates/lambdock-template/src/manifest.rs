@@ -74,6 +74,11 @@ pub struct Api {
     /// Authorizers by name (routes refer to them).
     #[serde(default)]
     pub authorizers: BTreeMap<String, Authorizer>,
+    /// REST's `BinaryMediaTypes` (`image/png`, `image/*`, `*/*`): request bodies of these
+    /// content types reach the function base64-encoded, and base64 results are decoded for
+    /// callers accepting them.
+    #[serde(default)]
+    pub binary_media_types: Vec<String>,
 }
 
 /// CORS as API Gateway applies it (answers preflights, decorates responses).

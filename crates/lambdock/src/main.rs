@@ -1,6 +1,7 @@
 //! `lambdock`: the one binary of Lambdock, with a subcommand per part of the design.
 
 mod agent;
+mod apigw;
 mod build;
 mod cargo_build;
 mod client;

@@ -83,6 +83,8 @@ pub struct GatewayArgs {
     max_async_payload: usize,
     #[command(flatten)]
     schedule: lambdock_schedule::ScheduleArgs,
+    #[command(flatten)]
+    api: crate::apigw::ApiArgs,
 }
 
 /// Options of `lambdock up`.
@@ -280,6 +282,7 @@ async fn run_gateway(
         pools,
         Some(queue.clone()),
     ));
+    let api = crate::apigw::bind(&g.api, g.host, gateway.clone()).await?;
     gateway.deploy(&manifest, true).await?;
     let listener = tokio::net::TcpListener::bind(aws)
         .await
@@ -309,6 +312,9 @@ async fn run_gateway(
             .join(", ")
     );
     println!("  Try: aws --endpoint-url http://{aws} lambda list-functions");
+    for line in &api.banner {
+        println!("{line}");
+    }
     println!("ready");
 
     let dispatcher = tokio::spawn(lambdock_gateway::asynchronous::dispatch(
@@ -360,13 +366,10 @@ async fn run_gateway(
             janitor_gateway.janitor_pass().await;
         }
     });
-    lambdock_gateway::server::serve(
-        gateway.clone(),
-        listener,
-        crate::terminated(),
-        Duration::from_secs(30),
-    )
-    .await;
+    let (api_task, shutdown) = crate::apigw::spawn(api, crate::terminated());
+    lambdock_gateway::server::serve(gateway.clone(), listener, shutdown, Duration::from_secs(30))
+        .await;
+    let _ = api_task.await;
     janitor.abort();
     scheduler.abort();
     // Undelivered events stay on disk and are delivered at the next start.
