@@ -101,6 +101,20 @@ pub struct UpArgs {
     /// Run workers as plain processes even as root.
     #[arg(long)]
     no_isolation: bool,
+    /// SAM template to build, provision and deploy at start, as `lambdock deploy` does.
+    #[arg(
+        long = "template",
+        short = 't',
+        env = "LAMBDOCK_TEMPLATE",
+        conflicts_with = "manifest"
+    )]
+    template: Option<PathBuf>,
+    /// The template's parameter values, `Key=Value`, as `sam deploy`.
+    #[arg(long = "parameter-overrides", num_args = 1.., requires = "template")]
+    parameter_overrides: Vec<String>,
+    /// Cargo profile the template's Rust functions are built with.
+    #[arg(long, env = "LAMBDOCK_CARGO_PROFILE", default_value = "release")]
+    cargo_profile: String,
     #[command(flatten)]
     s3: lambdock_s3::args::S3Args,
     #[command(flatten)]
@@ -137,6 +151,22 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
     let g = &args.gateway;
     std::fs::create_dir_all(&g.data_dir)
         .map_err(|e| format!("creating {}: {e}", g.data_dir.display()))?;
+    // A template that does not build stops `up` before anything starts.
+    let template = match &args.template {
+        Some(path) => Some(crate::deploy::prepare(
+            &crate::build::TemplateArgs {
+                template: path.clone(),
+                parameter_overrides: args.parameter_overrides.clone(),
+                region: g.region.clone(),
+                account_id: g.account_id.clone(),
+                stack_name: "lambdock".into(),
+                runtimes: None,
+            },
+            &g.data_dir.join("build"),
+            &args.cargo_profile,
+        )?),
+        None => None,
+    };
     let rie = args
         .rie
         .clone()
@@ -192,7 +222,22 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
         ],
         banner: vec![format!("  S3 endpoint: {}", s3.endpoint), dynamodb.banner()],
     };
-    let result = run_gateway(g, client, "lambdock-up".into(), true, &data_plane).await;
+    if let Some(manifest) = &template {
+        let outcomes = crate::deploy::provision(
+            manifest,
+            &lambdock_provision::Endpoints {
+                s3: s3.endpoint.clone(),
+                dynamodb: dynamodb.endpoint.clone(),
+                region: g.region.clone(),
+                access_key: g.access_key.clone(),
+                secret_key: g.secret_key.clone(),
+            },
+        )
+        .await?;
+        crate::build::print_summary(manifest);
+        crate::deploy::print_outcomes(&outcomes);
+    }
+    let result = run_gateway(g, client, "lambdock-up".into(), true, &data_plane, template).await;
     dynamodb.stop().await;
     s3.stop().await;
     let _ = stop_agent.send(());
@@ -210,6 +255,7 @@ pub async fn gateway(args: GatewayOnlyArgs) -> Result<(), Error> {
         args.owner.clone(),
         false,
         &data_plane,
+        None,
     )
     .await
 }
@@ -228,12 +274,14 @@ async fn run_gateway(
     owner: String,
     stop_workers: bool,
     data_plane: &DataPlane,
+    template: Option<Manifest>,
 ) -> Result<(), Error> {
     let deployment_file = g.data_dir.join("deployment.json");
-    let manifest = match &g.manifest {
-        Some(path) => Manifest::load(path)?,
-        None if deployment_file.exists() => Manifest::load(&deployment_file)?,
-        None => Manifest::empty(),
+    let manifest = match (template, &g.manifest) {
+        (Some(manifest), _) => manifest,
+        (None, Some(path)) => Manifest::load(path)?,
+        (None, None) if deployment_file.exists() => Manifest::load(&deployment_file)?,
+        (None, None) => Manifest::empty(),
     };
     let credentials =
         (!g.no_auth).then(|| HashMap::from([(g.access_key.clone(), g.secret_key.clone())]));
