@@ -82,6 +82,13 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, ServeError> {
     })
 }
 
+/// Makes ring the process's TLS provider. rustls cannot choose on its own when a binary holds
+/// two (tonic brings ring, the AWS SDK of the provisioner aws-lc-rs), and panics instead.
+pub fn install_tls_provider() {
+    // Err means a provider is installed already, which is all this asks for.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Serves until `shutdown` completes.
 pub async fn serve(
     service: AgentService,
@@ -92,6 +99,7 @@ pub async fn serve(
     let mut builder = Server::builder();
     match &opts.tls {
         Some(tls) => {
+            install_tls_provider();
             let mut config = ServerTlsConfig::new()
                 .identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
             if let Some(ca) = &tls.client_ca {

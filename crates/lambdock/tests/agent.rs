@@ -766,6 +766,7 @@ async fn mutual_tls_admits_only_clients_with_a_certificate_of_the_ca() {
         ],
     );
     let url = agent.addr.replace("http://", "https://");
+    lambdock_agent::server::install_tls_provider();
     let ca = Certificate::from_pem(std::fs::read(p("ca.pem")).unwrap());
 
     let without_identity = Channel::from_shared(url.clone())
