@@ -37,7 +37,7 @@ unit-and-integration:
 
 ## Whole-system tests: `lambdock up` driven by boto3 and the AWS CLI.
 system:
-	$(CARGO) build -p lambdock -p lambdock-rie -p lambdock-fixture-rust
+	$(CARGO) build -p lambdock -p lambdock-rie -p lambdock-fixture-rust -p lambdock-example-items
 	cd tests && ../.venv/bin/python -m pytest -q -p no:cacheprovider
 
 ## Every check and test.

@@ -49,7 +49,9 @@ def rust_function(tmp: Path, **extra):
 class Up:
     """A running `lambdock up`."""
 
-    def __init__(self, manifest_path: Path, data_dir: Path, *flags: str):
+    def __init__(self, manifest_path: Path | None, data_dir: Path, *flags: str, ready_timeout=60):
+        # Without a manifest, `flags` say what to serve (`-t template.yaml`).
+        self.ready_timeout = ready_timeout
         self.port, self.s3_port, self.api_port = free_port(), free_port(), free_port()
         self.manifest_path, self.data_dir, self.flags = manifest_path, data_dir, flags
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -73,7 +75,8 @@ class Up:
         self.dynamodb_port = free_port()
         self.dynamodb = f"http://127.0.0.1:{self.dynamodb_port}"
         self.proc = subprocess.Popen(
-            [str(LAMBDOCK), "up", "--manifest", str(self.manifest_path), "--aws-port", str(self.port),
+            [str(LAMBDOCK), "up", *(["--manifest", str(self.manifest_path)] if self.manifest_path else []),
+             "--aws-port", str(self.port),
              "--data-dir", str(self.data_dir), "--python", str(REPO / ".venv/bin/python"),
              "--s3-port", str(self.s3_port), "--dynamodb-port", str(self.dynamodb_port),
              "--api-port", str(self.api_port), *self.flags],
@@ -88,7 +91,7 @@ class Up:
                     ready.set()
 
         threading.Thread(target=pump, daemon=True).start()
-        deadline = time.time() + 60
+        deadline = time.time() + self.ready_timeout
         while not ready.wait(0.05):
             if self.proc.poll() is not None:
                 return False
