@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::builders;
 use crate::compile::Compiled;
 use crate::error::TemplateError;
 use crate::manifest::{Code, Manifest};
@@ -45,15 +46,26 @@ pub fn build(compiled: &Compiled, build_dir: &Path) -> Result<Built, TemplateErr
     for (name, f) in &compiled.manifest.functions {
         let Code::Dir(src) = &f.code else { continue };
         let rel = PathBuf::from("functions").join(name);
-        unpack(src, &build_dir.join(&rel), &build_dir)?;
-        if let Some(method) = compiled.build_methods.get(name) {
-            warnings.push(format!(
-                "function {name}: BuildMethod {method} is not run; the folder is copied as it is (build it first, e.g. a Rust function's `bootstrap`)"
-            ));
-        } else if f.runtime.starts_with("python") && src.join("requirements.txt").is_file() {
-            warnings.push(format!(
-                "function {name}: requirements.txt is not installed; vendor the packages into the code folder or a layer"
-            ));
+        let dest = build_dir.join(&rel);
+        match compiled.build_methods.get(name) {
+            Some(b) if b.method == "rust-cargolambda" => {
+                builders::rust_cargolambda(name, src, b, &dest, &build_dir.join(".cargo-target"))?
+            }
+            Some(b) => {
+                unpack(src, &dest, &build_dir)?;
+                warnings.push(format!(
+                    "function {name}: BuildMethod {} is not run; the folder is copied as it is",
+                    b.method
+                ));
+            }
+            None => {
+                unpack(src, &dest, &build_dir)?;
+                if f.runtime.starts_with("python") && src.join("requirements.txt").is_file() {
+                    warnings.push(format!(
+                        "function {name}: requirements.txt is not installed; vendor the packages into the code folder or a layer"
+                    ));
+                }
+            }
         }
         let mut layers = Vec::new();
         for layer in &f.layers {
@@ -205,5 +217,70 @@ mod tests {
             assert_eq!(built.warnings.len(), 1);
             assert!(built.warnings[0].contains("requirements.txt is not installed"));
         }
+    }
+}
+
+#[cfg(test)]
+mod rust_tests {
+    use super::*;
+    use crate::compile::{CompileOptions, compile};
+
+    fn write(path: &Path, text: &str) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn rust_cargolambda_functions_are_built_into_a_bootstrap() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join("template.yaml"),
+            "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildMethod: rust-cargolambda\n      BuildProperties: {Binary: second}\n    Properties: {CodeUri: ./rust_app, Handler: bootstrap, Runtime: provided.al2023}\n",
+        );
+        let app = dir.path().join("rust_app");
+        write(
+            &app.join("Cargo.toml"),
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n\n[[bin]]\nname = \"first\"\npath = \"src/first.rs\"\n\n[[bin]]\nname = \"second\"\npath = \"src/second.rs\"\n\n[profile.release]\nopt-level = 0\n",
+        );
+        write(
+            &app.join("src/first.rs"),
+            "fn main() { println!(\"first\"); }\n",
+        );
+        write(
+            &app.join("src/second.rs"),
+            "fn main() { println!(\"second\"); }\n",
+        );
+        let compiled = compile(
+            &dir.path().join("template.yaml"),
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        let out = dir.path().join("build");
+        let built = build(&compiled, &out).unwrap();
+        assert!(built.warnings.is_empty(), "{:?}", built.warnings);
+        let bootstrap = out.join("functions/Fn/bootstrap");
+        let run = std::process::Command::new(&bootstrap).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&run.stdout), "second\n");
+        assert!(
+            !out.join("functions/Fn/Cargo.toml").exists(),
+            "the crate is built, not copied"
+        );
+
+        // Without BuildProperties.Binary, a crate with two binaries is ambiguous.
+        let text = fs::read_to_string(dir.path().join("template.yaml")).unwrap();
+        write(
+            &dir.path().join("template.yaml"),
+            &text.replace("      BuildProperties: {Binary: second}\n", ""),
+        );
+        let compiled = compile(
+            &dir.path().join("template.yaml"),
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        let err = build(&compiled, &out).unwrap_err().to_string();
+        assert!(
+            err.contains("function Fn: the crate has several binaries (first, second)"),
+            "{err}"
+        );
     }
 }

@@ -50,7 +50,16 @@ pub struct Compiled {
     /// Layer names by content path, to name the layers' build folders.
     pub layer_names: BTreeMap<PathBuf, String>,
     /// `Metadata.BuildMethod` by function name, for the functions that declare one.
-    pub build_methods: BTreeMap<String, String>,
+    pub build_methods: BTreeMap<String, BuildMethod>,
+}
+
+/// A function's `Metadata` build instructions, for `sam build`'s builders.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BuildMethod {
+    /// `BuildMethod` (`rust-cargolambda`, `makefile`, ...).
+    pub method: String,
+    /// `BuildProperties` with scalar values, as strings.
+    pub properties: BTreeMap<String, String>,
 }
 
 const TOP_LEVEL: &[&str] = &[

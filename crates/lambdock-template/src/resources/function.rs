@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::api::ApiDefaults;
 use super::layer::local_path;
 use super::{Props, R, logical_ref, to_bool, to_f64, to_string, to_strings, to_u32};
+use crate::compile::BuildMethod;
 use crate::manifest::{ApiKind, Code, Function, ImageConfig, Route, Schedule};
 use crate::yaml::{Node, Value};
 
@@ -30,7 +31,7 @@ pub(crate) struct Compiled {
     pub routes: Vec<Route>,
     pub schedules: Vec<(String, Schedule)>,
     /// `Metadata.BuildMethod`, when `sam build` would run a builder for this function.
-    pub build_method: Option<String>,
+    pub build_method: Option<BuildMethod>,
 }
 
 /// Compiles either function type.
@@ -179,9 +180,7 @@ pub(crate) fn compile(
         function,
         routes: Vec::new(),
         schedules: Vec::new(),
-        build_method: metadata
-            .and_then(|m| m.get("BuildMethod"))
-            .and_then(Node::scalar_string),
+        build_method: metadata.and_then(build_method),
     };
     if serverless && let Some(events) = p.raw("Events") {
         let entries = events
@@ -193,6 +192,19 @@ pub(crate) fn compile(
     }
     p.warn_ignored(ty);
     Ok(out)
+}
+
+/// `Metadata.BuildMethod` and `Metadata.BuildProperties`.
+fn build_method(metadata: &Node) -> Option<BuildMethod> {
+    let method = metadata.get("BuildMethod")?.scalar_string()?;
+    let properties = metadata
+        .get("BuildProperties")
+        .and_then(Node::as_map)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.scalar_string()?)))
+        .collect();
+    Some(BuildMethod { method, properties })
 }
 
 fn image_config(p: &Props<'_, '_>, c: &Node) -> R<ImageConfig> {
