@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::TemplateError;
 use crate::globals::Globals;
 use crate::intrinsics::{Ctx, Pseudo, Resource};
-use crate::manifest::{ApiKind, Manifest, SCHEMA_VERSION};
+use crate::manifest::{ApiKind, Manifest, ManifestError, SCHEMA_VERSION};
 use crate::resources::{Props, api, function, layer, storage};
 use crate::yaml::{self, Node};
 use crate::{parameters, runtimes};
@@ -223,6 +223,7 @@ fn build_manifest(
     let mut layer_names = BTreeMap::new();
     let mut api_defaults = BTreeMap::new();
     let mut build_methods = BTreeMap::new();
+    let mut origins = BTreeMap::new();
     let mut skipped = Vec::new();
     let active = || ctx.resources.iter().filter(|(_, r)| r.active);
     // Layers and APIs first: functions refer to them.
@@ -277,6 +278,7 @@ fn build_manifest(
                                 );
                             }
                         }
+                        origins.insert(f.name.clone(), (id.clone(), r.pos));
                         manifest.functions.insert(f.name, f.function);
                     }
                     (1, "AWS::S3::Bucket") => {
@@ -320,12 +322,18 @@ fn build_manifest(
             ),
         );
     }
-    manifest
-        .validate()
-        .map_err(|source| TemplateError::Manifest {
+    manifest.validate().map_err(|source| match &source {
+        // Point at the function's resource when the manifest's rules name a function.
+        ManifestError::Invalid { function, reason } if origins.contains_key(function) => {
+            let (id, pos) = &origins[function];
+            ctx.err(*pos, format!("function {function}: {reason}"))
+                .in_resource(id)
+        }
+        _ => TemplateError::Manifest {
             file: path.to_path_buf(),
             source,
-        })?;
+        },
+    })?;
     Ok(Compiled {
         manifest,
         warnings,
@@ -397,7 +405,9 @@ mod tests {
         assert!(e.contains("a function has one architecture"), "{e}");
         let e = err(&format!("{FN}      MemorySize: 64\n"));
         assert!(
-            e.contains("function Fn: memory_mb 64 is outside 128-10240"),
+            e.starts_with(
+                "t.yaml:3:5: resource Fn: function Fn: memory_mb 64 is outside 128-10240"
+            ),
             "{e}"
         );
         let e = err(&format!("{FN}      Timeout: soon\n"));
@@ -422,6 +432,19 @@ mod tests {
             "{FN}      Events:\n        E: {{Type: Api, Properties: {{Path: /}}}}\n"
         ));
         assert!(e.contains("event E: Path and Method are required"), "{e}");
+        let e = err(&format!(
+            "{FN}      Events:\n        E: {{Type: HttpApi, Properties: {{Auth: {{Authorizer: Mine}}}}}}\n"
+        ));
+        assert!(e.contains("t.yaml:9:40: resource Fn: event E: authorizer Mine is not one of ServerlessHttpApi's Auth.Authorizers"), "{e}");
+        let e = err(&format!(
+            "{FN}      ProvisionedConcurrencyConfig: {{ProvisionedConcurrentExecutions: 1}}\n"
+        ));
+        assert!(
+            e.starts_with(
+                "t.yaml:8:37: resource Fn: ProvisionedConcurrencyConfig needs AutoPublishAlias"
+            ),
+            "{e}"
+        );
         let e = err(&format!(
             "{FN}      Events:\n        E: {{Type: Schedule, Properties: {{Schedule: rate(1 minute), Input: 'not json'}}}}\n"
         ));

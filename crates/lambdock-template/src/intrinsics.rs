@@ -347,6 +347,9 @@ impl<'t> Ctx<'t> {
         if let Some(v) = self.params.get(name) {
             return Ok(Some(Node::new(pos, v.value.clone())));
         }
+        if let Some((id, what @ ("Alias" | "Version"))) = name.split_once('.') {
+            return s(self.function_qualifier_arn(pos, id, what)?);
+        }
         let resource = self.resource(pos, name)?;
         let value = match resource.ty.as_str() {
             "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" => {
@@ -461,6 +464,34 @@ impl<'t> Ctx<'t> {
                 format!("arn:{p}:{service}:{region}:{account}:{id}")
             }
         })
+    }
+
+    /// SAM's `!Ref Function.Alias` / `!Ref Function.Version`: the ARN of the version
+    /// `AutoPublishAlias` publishes, or of the alias.
+    fn function_qualifier_arn(&self, pos: Pos, id: &str, what: &str) -> R<String> {
+        let resource = self.resource(pos, id)?;
+        let alias = resource
+            .props
+            .as_ref()
+            .and_then(|p| p.get("AutoPublishAlias"))
+            .filter(|_| resource.ty == "AWS::Serverless::Function")
+            .ok_or_else(|| {
+                self.err(
+                    pos,
+                    format!("Ref {id}.{what}: {id} is not a function with AutoPublishAlias"),
+                )
+            })?;
+        let qualifier = match what {
+            "Alias" => self.eval_string(alias)?,
+            _ => "1".to_string(),
+        };
+        Ok(format!(
+            "arn:{}:lambda:{}:{}:function:{}:{qualifier}",
+            self.partition(),
+            self.pseudo.region,
+            self.pseudo.account_id,
+            self.physical_name(id)?
+        ))
     }
 
     fn layer_arn(&self, id: &str) -> R<String> {
@@ -646,6 +677,7 @@ Resources:
       FunctionName: !Sub "${AWS::StackName}-${Prefix}-fn"
       Events:
         Get: {Type: Api, Properties: {Path: /, Method: get}}
+  Aliased: {Type: AWS::Serverless::Function, Properties: {AutoPublishAlias: live}}
   Bucket: {Type: AWS::S3::Bucket}
   Named: {Type: AWS::S3::Bucket, Properties: {BucketName: !Join ["-", [!Ref Prefix, data]]}}
   Table: {Type: AWS::DynamoDB::Table, Properties: {TableName: items}}
@@ -750,6 +782,18 @@ Resources:
                 "https://{}.execute-api.us-east-1.amazonaws.com",
                 ev("!Ref MyHttp").as_str().unwrap()
             ))
+        );
+        assert_eq!(
+            ev("!Ref Aliased.Alias"),
+            json!("arn:aws:lambda:us-east-1:123456789012:function:Aliased:live")
+        );
+        assert_eq!(
+            ev("!Ref Aliased.Version"),
+            json!("arn:aws:lambda:us-east-1:123456789012:function:Aliased:1")
+        );
+        fails(
+            "!Ref Fn.Alias",
+            "Ref Fn.Alias: Fn is not a function with AutoPublishAlias",
         );
         assert_eq!(ev("!Ref Role"), json!("Role"));
         assert_eq!(

@@ -132,11 +132,16 @@ pub(crate) fn compile(
             ),
         ));
     }
+    let provisioned = p.raw("ProvisionedConcurrencyConfig").map(|n| n.pos);
     let alias = if serverless {
         p.string("AutoPublishAlias")?
     } else {
         None
     };
+    if let (Some(pos), None, true) = (provisioned, &alias, serverless) {
+        // SAM puts provisioned concurrency on the alias, so it refuses it without one.
+        return Err(ctx.err(pos, "ProvisionedConcurrencyConfig needs AutoPublishAlias"));
+    }
     let (versions, aliases) = match &alias {
         Some(a) => (
             vec!["1".to_string()],
@@ -316,7 +321,15 @@ fn compile_event(
                         ),
                     ));
                 }
-                Some(name) => Some(name.to_string()),
+                Some(name) if defaults.authorizers.iter().any(|a| a == name) => {
+                    Some(name.to_string())
+                }
+                Some(name) => {
+                    return Err(ctx.err(
+                        raw.pos,
+                        format!("event {event}: authorizer {name} is not one of {api}'s Auth.Authorizers"),
+                    ));
+                }
                 None => defaults.default_authorizer.clone(),
             };
             let scopes = match auth.as_ref().and_then(|a| a.get("AuthorizationScopes")) {
