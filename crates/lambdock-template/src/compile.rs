@@ -396,10 +396,6 @@ mod tests {
         let e = err(&FN.replace("CodeUri: src", "CodeUri: {Bucket: b, Key: k}"));
         assert!(e.contains("S3 locations are not supported"), "{e}");
         let e = err(&format!(
-            "{FN}      Layers: [arn:aws:lambda:us-east-1:1:layer:x:1]\n"
-        ));
-        assert!(e.contains("t.yaml:8:15: resource Fn: layer arn:aws:lambda:us-east-1:1:layer:x:1 is not a layer of this template"), "{e}");
-        let e = err(&format!(
             "Globals:\n  Function:\n    Architectures: [x86_64]\n{FN}      Architectures: [arm64]\n"
         ));
         assert!(e.contains("a function has one architecture"), "{e}");
@@ -486,6 +482,21 @@ mod tests {
                 "resources Lambdock does not run (ignored): Queue (AWS::SQS::Queue), Role (AWS::IAM::Role)",
                 "Fn event Q: events of type SQS are not run by Lambdock",
                 "Fn (AWS::Serverless::Function): ignored properties: Policies",
+            ]
+        );
+    }
+
+    #[test]
+    fn published_layers_are_left_out_with_a_warning() {
+        let c = compile_text(&format!(
+            "{FN}      Layers: [arn:aws:lambda:us-east-1:1:layer:x:1]\n"
+        ))
+        .unwrap();
+        assert!(c.manifest.functions["Fn"].layers.is_empty());
+        assert_eq!(
+            c.warnings,
+            [
+                "Fn at line 8: layer arn:aws:lambda:us-east-1:1:layer:x:1 is not a layer of this template and is left out"
             ]
         );
     }

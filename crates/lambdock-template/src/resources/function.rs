@@ -114,13 +114,15 @@ pub(crate) fn compile(
     let mut layers = Vec::new();
     if !image && let Some(list) = p.get("Layers")? {
         for arn in to_strings(ctx, &list)? {
-            let path = env.layers.get(&arn).ok_or_else(|| {
-                ctx.err(
-                    list.pos,
-                    format!("layer {arn} is not a layer of this template"),
-                )
-            })?;
-            layers.push(path.clone());
+            // A published layer (Powertools, ...) has no code here; the function may still run
+            // if it does not import it, so this is a warning, not an error.
+            match env.layers.get(&arn) {
+                Some(path) => layers.push(path.clone()),
+                None => ctx.warnings.borrow_mut().push(format!(
+                    "{} at line {}: layer {arn} is not a layer of this template and is left out",
+                    p.id, list.pos.line
+                )),
+            }
         }
     }
     let architectures = p.strings("Architectures")?;
