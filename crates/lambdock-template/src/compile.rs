@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::TemplateError;
 use crate::globals::Globals;
 use crate::intrinsics::{Ctx, Pseudo, Resource};
-use crate::manifest::{ApiKind, Manifest, ManifestError, SCHEMA_VERSION};
+use crate::manifest::{ApiKind, Manifest, ManifestError, Route, SCHEMA_VERSION};
 use crate::resources::{Props, api, function, layer, storage};
 use crate::yaml::{self, Node};
 use crate::{parameters, runtimes};
@@ -270,7 +270,22 @@ fn build_manifest(
                         if let Some(m) = f.build_method {
                             build_methods.insert(f.name.clone(), m);
                         }
-                        manifest.routes.extend(f.routes);
+                        for route in f.routes {
+                            let same = |o: &Route| {
+                                (&o.api, &o.method, &o.path)
+                                    == (&route.api, &route.method, &route.path)
+                            };
+                            if manifest.routes.iter().any(same) {
+                                return Err(ctx.err(
+                                    r.pos,
+                                    format!(
+                                        "route {} {} on {} is defined twice",
+                                        route.method, route.path, route.api
+                                    ),
+                                ));
+                            }
+                            manifest.routes.push(route);
+                        }
                         for (name, s) in f.schedules {
                             if manifest.schedules.insert(name.clone(), s).is_some() {
                                 return Err(
@@ -445,6 +460,32 @@ mod tests {
             "{FN}      Events:\n        E: {{Type: Schedule, Properties: {{Schedule: rate(1 minute), Input: 'not json'}}}}\n"
         ));
         assert!(e.contains("event E: Input is not JSON"), "{e}");
+    }
+
+    #[test]
+    fn api_errors() {
+        let e = err("Resources:\n  A: {Type: AWS::Serverless::Api}\n");
+        assert!(
+            e.contains("t.yaml:2:6: resource A: StageName is required"),
+            "{e}"
+        );
+        let get = "{Type: Api, Properties: {Path: /x, Method: get}}";
+        let e = err(&format!(
+            "{FN}      Events:\n        A: {get}\n        B: {get}\n"
+        ));
+        assert!(
+            e.contains("resource Fn: route GET /x on ServerlessRestApi is defined twice"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{FN}  Http:\n    Type: AWS::Serverless::HttpApi\n    Properties:\n      Auth:\n        Authorizers:\n          L: {{FunctionArn: x}}\n"
+        ));
+        assert!(
+            e.contains(
+                "t.yaml:13:14: resource Http: authorizer L: Lambda authorizers are not supported"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
