@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::error::TemplateError;
 use crate::globals::Globals;
 use crate::intrinsics::{Ctx, Pseudo, Resource};
-use crate::manifest::{ApiKind, Manifest, ManifestError, Route, SCHEMA_VERSION};
+use crate::manifest::{ApiKind, Manifest, ManifestError, SCHEMA_VERSION};
 use crate::resources::{Props, api, function, layer, storage};
-use crate::yaml::{self, Node};
+use crate::yaml::{self, Node, Pos};
 use crate::{parameters, runtimes};
 
 /// How to compile a template.
@@ -199,148 +199,71 @@ fn implicit_apis(ctx: &Ctx<'_>) -> Vec<(&'static str, &'static str)> {
     out
 }
 
+/// The manifest being assembled, and what functions need from the resources before them.
+struct Assembly<'a> {
+    base: &'a Path,
+    opts: &'a CompileOptions,
+    manifest: Manifest,
+    /// Layer ARN to content path.
+    layers: BTreeMap<String, PathBuf>,
+    layer_names: BTreeMap<PathBuf, String>,
+    apis: BTreeMap<String, api::ApiDefaults>,
+    build_methods: BTreeMap<String, BuildMethod>,
+    /// Function name to the logical id and place that declared it.
+    origins: BTreeMap<String, (String, Pos)>,
+    skipped: Vec<String>,
+}
+
 fn build_manifest(
     path: &Path,
     ctx: &Ctx<'_>,
     opts: &CompileOptions,
 ) -> Result<Compiled, TemplateError> {
-    let base = path.parent().unwrap_or(Path::new("."));
-    let base = if base.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        base
+    let base = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     };
-    let mut manifest = Manifest {
-        schema_version: SCHEMA_VERSION,
-        functions: BTreeMap::new(),
+    let mut a = Assembly {
+        base,
+        opts,
+        manifest: Manifest {
+            schema_version: SCHEMA_VERSION,
+            functions: BTreeMap::new(),
+            apis: BTreeMap::new(),
+            routes: Vec::new(),
+            schedules: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+            tables: BTreeMap::new(),
+        },
+        layers: BTreeMap::new(),
+        layer_names: BTreeMap::new(),
         apis: BTreeMap::new(),
-        routes: Vec::new(),
-        schedules: BTreeMap::new(),
-        buckets: BTreeMap::new(),
-        tables: BTreeMap::new(),
+        build_methods: BTreeMap::new(),
+        origins: BTreeMap::new(),
+        skipped: Vec::new(),
     };
-    let mut layers = BTreeMap::new();
-    let mut layer_names = BTreeMap::new();
-    let mut api_defaults = BTreeMap::new();
-    let mut build_methods = BTreeMap::new();
-    let mut origins = BTreeMap::new();
-    let mut skipped = Vec::new();
-    let active = || ctx.resources.iter().filter(|(_, r)| r.active);
     // Layers and APIs first: functions refer to them.
-    for pass in 0..2 {
-        for (id, r) in active() {
-            let props =
-                Props::new(ctx, id, r.pos, r.props.as_ref()).map_err(|e| e.in_resource(id))?;
-            let ty = r.ty.as_str();
-            let result: Result<(), TemplateError> = (|| {
-                match (pass, ty) {
-                    (0, "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion") => {
-                        let path = layer::compile(&props, base, ty)?;
-                        let arn = ctx
-                            .reference(r.pos, id)?
-                            .and_then(|n| n.as_str().map(str::to_string))
-                            .unwrap_or_default();
-                        layer_names.insert(path.clone(), ctx.physical_name(id)?);
-                        layers.insert(arn, path);
-                    }
-                    (0, "AWS::Serverless::Api" | "AWS::Serverless::HttpApi") => {
-                        let kind = if ty == "AWS::Serverless::Api" {
-                            ApiKind::Rest
-                        } else {
-                            ApiKind::Http
-                        };
-                        let (api, defaults) = api::compile(&props, kind, ty)?;
-                        manifest.apis.insert(id.clone(), api);
-                        api_defaults.insert(id.clone(), defaults);
-                    }
-                    (1, "AWS::Serverless::Function" | "AWS::Lambda::Function") => {
-                        let env = function::Env {
-                            base,
-                            layers: &layers,
-                            apis: &api_defaults,
-                            runtimes: &opts.runtimes,
-                        };
-                        let metadata = r.node.and_then(|n| n.get("Metadata"));
-                        let f = function::compile(&props, &env, ty, metadata)?;
-                        if manifest.functions.contains_key(&f.name) {
-                            return Err(
-                                ctx.err(r.pos, format!("function name {} is used twice", f.name))
-                            );
-                        }
-                        if let Some(m) = f.build_method {
-                            build_methods.insert(f.name.clone(), m);
-                        }
-                        for route in f.routes {
-                            let same = |o: &Route| {
-                                (&o.api, &o.method, &o.path)
-                                    == (&route.api, &route.method, &route.path)
-                            };
-                            if manifest.routes.iter().any(same) {
-                                return Err(ctx.err(
-                                    r.pos,
-                                    format!(
-                                        "route {} {} on {} is defined twice",
-                                        route.method, route.path, route.api
-                                    ),
-                                ));
-                            }
-                            manifest.routes.push(route);
-                        }
-                        for (name, s) in f.schedules {
-                            if manifest.schedules.insert(name.clone(), s).is_some() {
-                                return Err(
-                                    ctx.err(r.pos, format!("schedule name {name} is used twice"))
-                                );
-                            }
-                        }
-                        origins.insert(f.name.clone(), (id.clone(), r.pos));
-                        manifest.functions.insert(f.name, f.function);
-                    }
-                    (1, "AWS::S3::Bucket") => {
-                        let (name, bucket) = storage::bucket(&props)?;
-                        if manifest.buckets.insert(name.clone(), bucket).is_some() {
-                            return Err(ctx.err(r.pos, format!("bucket name {name} is used twice")));
-                        }
-                    }
-                    (1, "AWS::DynamoDB::Table" | "AWS::Serverless::SimpleTable") => {
-                        let (name, table) = if ty == "AWS::DynamoDB::Table" {
-                            storage::table(&props)?
-                        } else {
-                            storage::simple_table(&props)?
-                        };
-                        if manifest.tables.insert(name.clone(), table).is_some() {
-                            return Err(ctx.err(r.pos, format!("table name {name} is used twice")));
-                        }
-                    }
-                    (
-                        1,
-                        "AWS::Serverless::LayerVersion"
-                        | "AWS::Lambda::LayerVersion"
-                        | "AWS::Serverless::Api"
-                        | "AWS::Serverless::HttpApi",
-                    )
-                    | (0, _) => {}
-                    (_, other) => skipped.push(format!("{id} ({other})")),
-                }
-                Ok(())
-            })();
-            result.map_err(|e| e.in_resource(id))?;
+    for first_pass in [true, false] {
+        for (id, r) in ctx.resources.iter().filter(|(_, r)| r.active) {
+            let props = Props::new(ctx, id, r.pos, r.props.as_ref())
+                .and_then(|props| a.resource(ctx, id, r, &props, first_pass));
+            props.map_err(|e| e.in_resource(id))?;
         }
     }
     let mut warnings = ctx.warnings.borrow().clone();
-    if !skipped.is_empty() {
+    if !a.skipped.is_empty() {
         warnings.insert(
             0,
             format!(
                 "resources Lambdock does not run (ignored): {}",
-                skipped.join(", ")
+                a.skipped.join(", ")
             ),
         );
     }
-    manifest.validate().map_err(|source| match &source {
+    a.manifest.validate().map_err(|source| match &source {
         // Point at the function's resource when the manifest's rules name a function.
-        ManifestError::Invalid { function, reason } if origins.contains_key(function) => {
-            let (id, pos) = &origins[function];
+        ManifestError::Invalid { function, reason } if a.origins.contains_key(function) => {
+            let (id, pos) = &a.origins[function];
             ctx.err(*pos, format!("function {function}: {reason}"))
                 .in_resource(id)
         }
@@ -350,11 +273,114 @@ fn build_manifest(
         },
     })?;
     Ok(Compiled {
-        manifest,
+        manifest: a.manifest,
         warnings,
-        layer_names,
-        build_methods,
+        layer_names: a.layer_names,
+        build_methods: a.build_methods,
     })
+}
+
+impl Assembly<'_> {
+    fn resource(
+        &mut self,
+        ctx: &Ctx<'_>,
+        id: &str,
+        r: &Resource<'_>,
+        props: &Props<'_, '_>,
+        first_pass: bool,
+    ) -> Result<(), TemplateError> {
+        let ty = r.ty.as_str();
+        let twice = |what: &str, name: &str| ctx.err(r.pos, format!("{what} {name} is used twice"));
+        match (first_pass, ty) {
+            (true, "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion") => {
+                let path = layer::compile(props, self.base, ty)?;
+                let arn = ctx
+                    .reference(r.pos, id)?
+                    .and_then(|n| n.scalar_string())
+                    .unwrap_or_default();
+                self.layer_names
+                    .insert(path.clone(), ctx.physical_name(id)?);
+                self.layers.insert(arn, path);
+            }
+            (true, "AWS::Serverless::Api" | "AWS::Serverless::HttpApi") => {
+                let kind = if ty == "AWS::Serverless::Api" {
+                    ApiKind::Rest
+                } else {
+                    ApiKind::Http
+                };
+                let (api, defaults) = api::compile(props, kind, ty)?;
+                self.manifest.apis.insert(id.to_string(), api);
+                self.apis.insert(id.to_string(), defaults);
+            }
+            (false, "AWS::Serverless::Function" | "AWS::Lambda::Function") => {
+                let env = function::Env {
+                    base: self.base,
+                    layers: &self.layers,
+                    apis: &self.apis,
+                    runtimes: &self.opts.runtimes,
+                };
+                let metadata = r.node.and_then(|n| n.get("Metadata"));
+                let f = function::compile(props, &env, ty, metadata)?;
+                if self.manifest.functions.contains_key(&f.name) {
+                    return Err(twice("function name", &f.name));
+                }
+                for route in f.routes {
+                    let key = (&route.api, &route.method, &route.path);
+                    if self
+                        .manifest
+                        .routes
+                        .iter()
+                        .any(|o| (&o.api, &o.method, &o.path) == key)
+                    {
+                        return Err(ctx.err(
+                            r.pos,
+                            format!(
+                                "route {} {} on {} is defined twice",
+                                route.method, route.path, route.api
+                            ),
+                        ));
+                    }
+                    self.manifest.routes.push(route);
+                }
+                for (name, s) in f.schedules {
+                    if self.manifest.schedules.insert(name.clone(), s).is_some() {
+                        return Err(twice("schedule name", &name));
+                    }
+                }
+                if let Some(m) = f.build_method {
+                    self.build_methods.insert(f.name.clone(), m);
+                }
+                self.origins.insert(f.name.clone(), (id.to_string(), r.pos));
+                self.manifest.functions.insert(f.name, f.function);
+            }
+            (false, "AWS::S3::Bucket") => {
+                let (name, bucket) = storage::bucket(props)?;
+                if self.manifest.buckets.insert(name.clone(), bucket).is_some() {
+                    return Err(twice("bucket name", &name));
+                }
+            }
+            (false, "AWS::DynamoDB::Table" | "AWS::Serverless::SimpleTable") => {
+                let (name, table) = if ty == "AWS::DynamoDB::Table" {
+                    storage::table(props)?
+                } else {
+                    storage::simple_table(props)?
+                };
+                if self.manifest.tables.insert(name.clone(), table).is_some() {
+                    return Err(twice("table name", &name));
+                }
+            }
+            (
+                false,
+                "AWS::Serverless::LayerVersion"
+                | "AWS::Lambda::LayerVersion"
+                | "AWS::Serverless::Api"
+                | "AWS::Serverless::HttpApi",
+            )
+            | (true, _) => {}
+            (false, other) => self.skipped.push(format!("{id} ({other})")),
+        }
+        Ok(())
+    }
 }
 
 /// Parses `--parameter-overrides` the way `sam deploy` does: `Key=Value` words, or the
