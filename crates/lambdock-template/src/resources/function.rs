@@ -298,8 +298,9 @@ fn compile_event(
             let method = string(&raw, "Method")?;
             let (path, method) = match (path, method, kind) {
                 (Some(path), Some(method), _) => (path, method.to_uppercase()),
-                // An HttpApi event without Path and Method is the API's catch-all route.
-                (None, None, ApiKind::Http) => ("/{proxy+}".to_string(), "ANY".to_string()),
+                // An HttpApi event without Path and Method is the API's `$default` route, as SAM
+                // makes it: whatever no other route matches, `/` included.
+                (None, None, ApiKind::Http) => ("$default".to_string(), "ANY".to_string()),
                 _ => {
                     return Err(ctx.err(
                         raw.pos,
