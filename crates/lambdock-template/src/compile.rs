@@ -319,8 +319,7 @@ impl Assembly<'_> {
                     apis: &self.apis,
                     runtimes: &self.opts.runtimes,
                 };
-                let metadata = r.node.and_then(|n| n.get("Metadata"));
-                let f = function::compile(props, &env, ty, metadata)?;
+                let f = function::compile(props, &env, ty, r.node)?;
                 if self.manifest.functions.contains_key(&f.name) {
                     return Err(twice("function name", &f.name));
                 }
@@ -450,6 +449,19 @@ mod tests {
         let e = err(&format!("{FN}      Timeout: soon\n"));
         assert!(
             e.contains("t.yaml:8:16: resource Fn: expected a number, found \"soon\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn image_functions_take_no_runtime_but_globals_may_carry_one() {
+        let image = "Globals:\n  Function:\n    Runtime: python3.12\nResources:\n  Img:\n    Type: AWS::Serverless::Function\n    Properties:\n      PackageType: Image\n      ImageUri: img:1\n";
+        let c = compile_text(image).unwrap();
+        assert_eq!(c.manifest.functions["Img"].runtime, "");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let e = err(&format!("{image}      Handler: app.h\n"));
+        assert!(
+            e.contains("t.yaml:10:16: resource Img: Handler cannot be set on an Image function"),
             "{e}"
         );
     }

@@ -39,7 +39,7 @@ pub(crate) fn compile(
     p: &Props<'_, '_>,
     env: &Env<'_>,
     ty: &str,
-    metadata: Option<&Node>,
+    resource: Option<&Node>,
 ) -> R<Compiled> {
     let ctx = p.ctx;
     let serverless = ty == "AWS::Serverless::Function";
@@ -62,8 +62,14 @@ pub(crate) fn compile(
             .get("ImageConfig")?
             .map(|c| image_config(p, &c))
             .transpose()?;
-        // Runtime, Handler and Layers belong to the image; Globals may still carry them.
+        // Runtime, Handler and Layers belong to the image. Lambda refuses them on the function
+        // itself; from Globals (SAM refuses those too) they are dropped, so a template whose
+        // Globals serve its Zip functions can hold an image function as well.
+        let own = resource.and_then(|r| r.get("Properties"));
         for key in ["Runtime", "Handler", "Layers"] {
+            if let Some(n) = own.and_then(|o| o.get(key)) {
+                return Err(ctx.err(n.pos, format!("{key} cannot be set on an Image function")));
+            }
             p.raw(key);
         }
         (Code::Image(uri), String::new(), String::new(), config)
@@ -187,7 +193,9 @@ pub(crate) fn compile(
         function,
         routes: Vec::new(),
         schedules: Vec::new(),
-        build_method: metadata.and_then(build_method),
+        build_method: resource
+            .and_then(|r| r.get("Metadata"))
+            .and_then(build_method),
     };
     if serverless && let Some(events) = p.raw("Events") {
         let entries = events
