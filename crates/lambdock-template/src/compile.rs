@@ -536,6 +536,14 @@ mod tests {
         assert!(
             err("Resources:\n  X: {Properties: {}}\n").contains("resource X: Type is required")
         );
+        let c =
+            compile_text("Resources:\n  B:\n    Type: AWS::S3::Bucket\n    Properties:\n").unwrap();
+        assert!(c.manifest.buckets.contains_key("b"));
+        let e = err("Resources:\n  B:\n    Type: AWS::S3::Bucket\n    Properties: [x]\n");
+        assert!(
+            e.contains("t.yaml:4:17: resource B: Properties must be a mapping"),
+            "{e}"
+        );
         let e = err(
             "Resources:\n  T:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      KeySchema: [{AttributeName: id, KeyType: HASH}]\n",
         );
