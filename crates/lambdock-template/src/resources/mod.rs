@@ -3,6 +3,7 @@
 //! reported as ignored instead of silently dropped.
 
 pub(crate) mod api;
+pub(crate) mod events;
 pub(crate) mod function;
 pub(crate) mod layer;
 pub(crate) mod storage;
