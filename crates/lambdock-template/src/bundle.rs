@@ -5,7 +5,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::builders;
 use crate::compile::Compiled;
 use crate::error::TemplateError;
 use crate::manifest::{Code, Manifest};
@@ -47,25 +46,15 @@ pub fn build(compiled: &Compiled, build_dir: &Path) -> Result<Built, TemplateErr
         let Code::Dir(src) = &f.code else { continue };
         let rel = PathBuf::from("functions").join(name);
         let dest = build_dir.join(&rel);
-        match compiled.build_methods.get(name) {
-            Some(b) if b.method == "rust-cargolambda" => {
-                builders::rust_cargolambda(name, src, b, &dest, &build_dir.join(".cargo-target"))?
-            }
-            Some(b) => {
-                unpack(src, &dest, &build_dir)?;
-                warnings.push(format!(
-                    "function {name}: BuildMethod {} is not run; the folder is copied as it is",
-                    b.method
-                ));
-            }
-            None => {
-                unpack(src, &dest, &build_dir)?;
-                if f.runtime.starts_with("python") && src.join("requirements.txt").is_file() {
-                    warnings.push(format!(
-                        "function {name}: requirements.txt is not installed; vendor the packages into the code folder or a layer"
-                    ));
-                }
-            }
+        unpack(src, &dest, &build_dir)?;
+        if let Some(method) = compiled.build_methods.get(name) {
+            warnings.push(format!(
+                "function {name}: BuildMethod {method} is not run; the folder is copied as it is"
+            ));
+        } else if f.runtime.starts_with("python") && src.join("requirements.txt").is_file() {
+            warnings.push(format!(
+                "function {name}: requirements.txt is not installed; vendor the packages into the code folder or a layer"
+            ));
         }
         let mut layers = Vec::new();
         for layer in &f.layers {
@@ -218,69 +207,26 @@ mod tests {
             assert!(built.warnings[0].contains("requirements.txt is not installed"));
         }
     }
-}
-
-#[cfg(test)]
-mod rust_tests {
-    use super::*;
-    use crate::compile::{CompileOptions, compile};
-
-    fn write(path: &Path, text: &str) {
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
 
     #[test]
-    fn rust_cargolambda_functions_are_built_into_a_bootstrap() {
+    fn builders_that_are_not_run_are_named_in_a_warning() {
         let dir = tempfile::tempdir().unwrap();
-        write(
-            &dir.path().join("template.yaml"),
-            "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildMethod: rust-cargolambda\n      BuildProperties: {Binary: second}\n    Properties: {CodeUri: ./rust_app, Handler: bootstrap, Runtime: provided.al2023}\n",
-        );
-        let app = dir.path().join("rust_app");
-        write(
-            &app.join("Cargo.toml"),
-            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n\n[[bin]]\nname = \"first\"\npath = \"src/first.rs\"\n\n[[bin]]\nname = \"second\"\npath = \"src/second.rs\"\n\n[profile.release]\nopt-level = 0\n",
-        );
-        write(
-            &app.join("src/first.rs"),
-            "fn main() { println!(\"first\"); }\n",
-        );
-        write(
-            &app.join("src/second.rs"),
-            "fn main() { println!(\"second\"); }\n",
-        );
+        fs::write(
+            dir.path().join("template.yaml"),
+            "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Metadata: {BuildMethod: makefile}\n    Properties: {CodeUri: ., Handler: app.h, Runtime: provided.al2023}\n",
+        )
+        .unwrap();
         let compiled = compile(
             &dir.path().join("template.yaml"),
             &CompileOptions::default(),
         )
         .unwrap();
-        let out = dir.path().join("build");
-        let built = build(&compiled, &out).unwrap();
-        assert!(built.warnings.is_empty(), "{:?}", built.warnings);
-        let bootstrap = out.join("functions/Fn/bootstrap");
-        let run = std::process::Command::new(&bootstrap).output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&run.stdout), "second\n");
-        assert!(
-            !out.join("functions/Fn/Cargo.toml").exists(),
-            "the crate is built, not copied"
+        assert_eq!(compiled.build_methods["Fn"], "makefile");
+        let built = build(&compiled, &dir.path().join("out")).unwrap();
+        assert_eq!(
+            built.warnings,
+            ["function Fn: BuildMethod makefile is not run; the folder is copied as it is"]
         );
-
-        // Without BuildProperties.Binary, a crate with two binaries is ambiguous.
-        let text = fs::read_to_string(dir.path().join("template.yaml")).unwrap();
-        write(
-            &dir.path().join("template.yaml"),
-            &text.replace("      BuildProperties: {Binary: second}\n", ""),
-        );
-        let compiled = compile(
-            &dir.path().join("template.yaml"),
-            &CompileOptions::default(),
-        )
-        .unwrap();
-        let err = build(&compiled, &out).unwrap_err().to_string();
-        assert!(
-            err.contains("function Fn: the crate has several binaries (first, second)"),
-            "{err}"
-        );
+        assert!(dir.path().join("out/functions/Fn/template.yaml").is_file());
     }
 }

@@ -50,16 +50,7 @@ pub struct Compiled {
     /// Layer names by content path, to name the layers' build folders.
     pub layer_names: BTreeMap<PathBuf, String>,
     /// `Metadata.BuildMethod` by function name, for the functions that declare one.
-    pub build_methods: BTreeMap<String, BuildMethod>,
-}
-
-/// A function's `Metadata` build instructions, for `sam build`'s builders.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct BuildMethod {
-    /// `BuildMethod` (`rust-cargolambda`, `makefile`, ...).
-    pub method: String,
-    /// `BuildProperties` with scalar values, as strings.
-    pub properties: BTreeMap<String, String>,
+    pub build_methods: BTreeMap<String, String>,
 }
 
 const TOP_LEVEL: &[&str] = &[
@@ -208,7 +199,7 @@ struct Assembly<'a> {
     layers: BTreeMap<String, PathBuf>,
     layer_names: BTreeMap<PathBuf, String>,
     apis: BTreeMap<String, api::ApiDefaults>,
-    build_methods: BTreeMap<String, BuildMethod>,
+    build_methods: BTreeMap<String, String>,
     /// Function name to the logical id and place that declared it.
     origins: BTreeMap<String, (String, Pos)>,
     skipped: Vec<String>,

@@ -37,14 +37,6 @@ pub enum TemplateError {
         /// Why.
         source: zip::result::ZipError,
     },
-    /// A builder (`Metadata.BuildMethod`) failed.
-    #[error("function {function}: {message}")]
-    Build {
-        /// The function being built.
-        function: String,
-        /// What went wrong.
-        message: String,
-    },
     /// The compiled manifest is refused by the manifest's own checks.
     #[error("{}: {source}", file.display())]
     Manifest {

@@ -18,7 +18,6 @@
 //! # Ok::<(), lambdock_template::TemplateError>(())
 //! ```
 
-mod builders;
 mod bundle;
 mod compile;
 mod error;
@@ -32,5 +31,5 @@ pub mod summary;
 pub mod yaml;
 
 pub use bundle::{Built, build};
-pub use compile::{BuildMethod, CompileOptions, Compiled, compile, parse_overrides};
+pub use compile::{CompileOptions, Compiled, compile, parse_overrides};
 pub use error::TemplateError;

@@ -9,7 +9,6 @@ use super::api::ApiDefaults;
 use super::events;
 use super::layer::local_path;
 use super::{Props, R, to_f64, to_string, to_strings, to_u32};
-use crate::compile::BuildMethod;
 use crate::manifest::{Code, Function, ImageConfig, Route, Schedule};
 use crate::yaml::Node;
 
@@ -32,7 +31,7 @@ pub(crate) struct Compiled {
     pub routes: Vec<Route>,
     pub schedules: Vec<(String, Schedule)>,
     /// `Metadata.BuildMethod`, when `sam build` would run a builder for this function.
-    pub build_method: Option<BuildMethod>,
+    pub build_method: Option<String>,
 }
 
 /// Compiles either function type.
@@ -146,8 +145,8 @@ pub(crate) fn compile(
         routes: Vec::new(),
         schedules: Vec::new(),
         build_method: resource
-            .and_then(|r| r.get("Metadata"))
-            .and_then(build_method),
+            .and_then(|r| r.get("Metadata")?.get("BuildMethod"))
+            .and_then(Node::scalar_string),
     };
     if serverless && let Some(events) = p.raw("Events") {
         let entries = events
@@ -244,19 +243,6 @@ fn zip_code(p: &Props<'_, '_>, env: &Env<'_>, serverless: bool) -> R<CodeParts> 
         handler: p.required_string("Handler")?,
         image_config: None,
     })
-}
-
-/// `Metadata.BuildMethod` and `Metadata.BuildProperties`.
-fn build_method(metadata: &Node) -> Option<BuildMethod> {
-    let method = metadata.get("BuildMethod")?.scalar_string()?;
-    let properties = metadata
-        .get("BuildProperties")
-        .and_then(Node::as_map)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|(k, v)| Some((k.clone(), v.scalar_string()?)))
-        .collect();
-    Some(BuildMethod { method, properties })
 }
 
 fn image_config(p: &Props<'_, '_>, c: &Node) -> R<ImageConfig> {
