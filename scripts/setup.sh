@@ -3,7 +3,7 @@
 #
 # Idempotent and quick when everything is already in place:
 #   1. Debian packages (curl, ca-certificates, unzip, jq, build-essential, pkg-config,
-#      python3-venv only if `python3 -m venv` does not work) - apt is skipped when
+#      chromium, python3-venv only if `python3 -m venv` does not work) - apt is skipped when
 #      all of them are present.
 #   2. Python venv at $REPO/.venv with the pins of scripts/python-requirements.txt
 #      (awslambdaric, boto3, awscli) - skipped when the pins file is unchanged.
@@ -45,6 +45,7 @@ need cc build-essential
 need make build-essential
 need pkg-config pkg-config
 need openssl openssl   # test certificates for the agent's mutual TLS
+need chromium chromium # CORS checked from a real browser (tests/test_routes.py)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || apt_pkgs+=(ca-certificates)
 
 venv_works() {

@@ -6,9 +6,7 @@ use std::error::Error;
 use std::path::PathBuf;
 
 use clap::Args;
-use lambdock_template::{
-    CompileOptions, Compiled, build, compile, parse_overrides, runtimes, summary,
-};
+use lambdock_template::{CompileOptions, Compiled, compile, parse_overrides, runtimes, summary};
 
 /// Which template, and the values its pseudo parameters and parameters take.
 #[derive(Args, Debug, Clone)]
@@ -68,22 +66,16 @@ pub struct BuildArgs {
     /// Where the bundles and `manifest.json` go.
     #[arg(long, default_value = ".lambdock/build")]
     pub build_dir: PathBuf,
+    /// Cargo profile Rust functions (`BuildMethod: rust-cargolambda`) are built with.
+    #[arg(long, env = "LAMBDOCK_CARGO_PROFILE", default_value = "release")]
+    pub cargo_profile: String,
 }
 
 /// Compiles, bundles and prints the summary.
 pub fn run(args: BuildArgs) -> Result<(), Box<dyn Error>> {
-    let compiled = args.template.compile()?;
-    eprintln!(
-        "Bundling {} function(s) into {}",
-        compiled.manifest.functions.len(),
-        args.build_dir.display()
-    );
-    let built = build(&compiled, &args.build_dir)?;
-    for warning in &built.warnings {
-        eprintln!("  warning: {warning}");
-    }
+    let manifest = crate::deploy::prepare(&args.template, &args.build_dir, &args.cargo_profile)?;
     eprintln!("Wrote {}", args.build_dir.join("manifest.json").display());
-    print_summary(&built.manifest);
+    print_summary(&manifest);
     Ok(())
 }
 

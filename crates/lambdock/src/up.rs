@@ -27,9 +27,10 @@ use tonic::transport::Channel;
 /// The gateway's options, shared by `up` and `gateway`.
 #[derive(Args, Debug)]
 pub struct GatewayArgs {
-    /// Deployment manifest (JSON) to serve.
+    /// Deployment manifest (JSON) to serve, reloaded when it changes; without one the gateway
+    /// serves the last deployment it received (`lambdock deploy`).
     #[arg(long, short = 'm', env = "LAMBDOCK_MANIFEST")]
-    manifest: PathBuf,
+    manifest: Option<PathBuf>,
     /// Address the endpoints listen on.
     #[arg(long, env = "LAMBDOCK_HOST", default_value = "127.0.0.1")]
     host: IpAddr,
@@ -80,6 +81,10 @@ pub struct GatewayArgs {
     /// Largest asynchronous (Event) payload, bytes.
     #[arg(long, env = "LAMBDOCK_MAX_ASYNC_PAYLOAD", default_value_t = 1024 * 1024)]
     max_async_payload: usize,
+    #[command(flatten)]
+    schedule: lambdock_schedule::ScheduleArgs,
+    #[command(flatten)]
+    api: crate::apigw::ApiArgs,
 }
 
 /// Options of `lambdock up`.
@@ -96,6 +101,10 @@ pub struct UpArgs {
     /// Run workers as plain processes even as root.
     #[arg(long)]
     no_isolation: bool,
+    #[command(flatten)]
+    s3: lambdock_s3::args::S3Args,
+    #[command(flatten)]
+    dynamodb: lambdock_dynamodb::DynamoArgs,
 }
 
 /// Options of `lambdock gateway`.
@@ -156,7 +165,36 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
         },
     ));
     let client = connect(format!("http://{agent_addr}")).await?;
-    let result = run_gateway(g, client, "lambdock-up".into(), true).await;
+    let credentials = (!g.no_auth).then(|| (g.access_key.clone(), g.secret_key.clone()));
+    let s3 = crate::s3::S3::start(
+        &args.s3,
+        g.host,
+        &g.data_dir,
+        &g.region,
+        credentials.clone(),
+    )
+    .await?;
+    let dynamodb = crate::dynamodb::DynamoDb::start(
+        &args.dynamodb,
+        g.host,
+        &g.data_dir,
+        &g.region,
+        credentials,
+    )
+    .await?;
+    let data_plane = DataPlane {
+        environment: vec![
+            ("AWS_ENDPOINT_URL_S3".to_string(), s3.endpoint.clone()),
+            (
+                "AWS_ENDPOINT_URL_DYNAMODB".to_string(),
+                dynamodb.endpoint.clone(),
+            ),
+        ],
+        banner: vec![format!("  S3 endpoint: {}", s3.endpoint), dynamodb.banner()],
+    };
+    let result = run_gateway(g, client, "lambdock-up".into(), true, &data_plane).await;
+    dynamodb.stop().await;
+    s3.stop().await;
     let _ = stop_agent.send(());
     let _ = agent_task.await;
     result
@@ -165,7 +203,23 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
 /// Runs `lambdock gateway`.
 pub async fn gateway(args: GatewayOnlyArgs) -> Result<(), Error> {
     let client = connect(args.agent.clone()).await?;
-    run_gateway(&args.gateway, client, args.owner.clone(), false).await
+    let data_plane = DataPlane::default();
+    run_gateway(
+        &args.gateway,
+        client,
+        args.owner.clone(),
+        false,
+        &data_plane,
+    )
+    .await
+}
+
+/// The data-plane services `up` runs next to the gateway: what functions get in their
+/// environment and what the banner shows.
+#[derive(Default)]
+struct DataPlane {
+    environment: Vec<(String, String)>,
+    banner: Vec<String>,
 }
 
 async fn run_gateway(
@@ -173,12 +227,18 @@ async fn run_gateway(
     agent: AgentClient<Channel>,
     owner: String,
     stop_workers: bool,
+    data_plane: &DataPlane,
 ) -> Result<(), Error> {
-    let manifest = Manifest::load(&g.manifest)?;
+    let deployment_file = g.data_dir.join("deployment.json");
+    let manifest = match &g.manifest {
+        Some(path) => Manifest::load(path)?,
+        None if deployment_file.exists() => Manifest::load(&deployment_file)?,
+        None => Manifest::empty(),
+    };
     let credentials =
         (!g.no_auth).then(|| HashMap::from([(g.access_key.clone(), g.secret_key.clone())]));
     let aws = SocketAddr::new(g.host, g.aws_port);
-    let platform_environment = HashMap::from([
+    let mut platform_environment = HashMap::from([
         ("AWS_REGION".to_string(), g.region.clone()),
         ("AWS_DEFAULT_REGION".to_string(), g.region.clone()),
         ("AWS_ACCESS_KEY_ID".to_string(), g.access_key.clone()),
@@ -188,6 +248,7 @@ async fn run_gateway(
             format!("http://{aws}"),
         ),
     ]);
+    platform_environment.extend(data_plane.environment.iter().cloned());
     let pools = Pools::new(
         agent.clone(),
         owner.clone(),
@@ -215,11 +276,13 @@ async fn run_gateway(
                 threshold: g.breaker_threshold,
                 recovery: Duration::from_secs_f64(g.breaker_recovery),
             },
+            deployment_file: Some(deployment_file),
         },
         &manifest,
         pools,
         Some(queue.clone()),
     ));
+    let api = crate::apigw::bind(&g.api, g.host, gateway.clone()).await?;
     gateway.deploy(&manifest, true).await?;
     let listener = tokio::net::TcpListener::bind(aws)
         .await
@@ -227,6 +290,9 @@ async fn run_gateway(
 
     println!("Lambdock is up.");
     println!("  AWS endpoint (Lambda API, /metrics): http://{aws}");
+    for line in &data_plane.banner {
+        println!("{line}");
+    }
     if g.no_auth {
         println!("  Authentication: off (--no-auth)");
     } else {
@@ -246,6 +312,9 @@ async fn run_gateway(
             .join(", ")
     );
     println!("  Try: aws --endpoint-url http://{aws} lambda list-functions");
+    for line in &api.banner {
+        println!("{line}");
+    }
     println!("ready");
 
     let dispatcher = tokio::spawn(lambdock_gateway::asynchronous::dispatch(
@@ -261,19 +330,26 @@ async fn run_gateway(
             ..AsyncConfig::default()
         },
     ));
+    let scheduler = tokio::spawn(lambdock_schedule::run(
+        gateway.clone(),
+        g.schedule.config(),
+        crate::terminated(),
+    ));
     let janitor_gateway = gateway.clone();
     let manifest_path = g.manifest.clone();
     let janitor = tokio::spawn(async move {
         let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let mut seen = modified(&manifest_path);
+        let mut seen = manifest_path.as_ref().and_then(modified);
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             // Hot reload: a changed manifest is deployed; a broken one is refused and the
             // running deployment stays.
-            let now = modified(&manifest_path);
-            if now != seen {
+            let now = manifest_path.as_ref().and_then(modified);
+            if let Some(manifest_path) = &manifest_path
+                && now != seen
+            {
                 seen = now;
-                match Manifest::load(&manifest_path) {
+                match Manifest::load(manifest_path) {
                     Ok(m) => match janitor_gateway.deploy(&m, false).await {
                         Ok(()) => {
                             tracing::info!(manifest = %manifest_path.display(), "deployed the changed manifest")
@@ -290,14 +366,12 @@ async fn run_gateway(
             janitor_gateway.janitor_pass().await;
         }
     });
-    lambdock_gateway::server::serve(
-        gateway.clone(),
-        listener,
-        crate::terminated(),
-        Duration::from_secs(30),
-    )
-    .await;
+    let (api_task, shutdown) = crate::apigw::spawn(api, crate::terminated());
+    lambdock_gateway::server::serve(gateway.clone(), listener, shutdown, Duration::from_secs(30))
+        .await;
+    let _ = api_task.await;
     janitor.abort();
+    scheduler.abort();
     // Undelivered events stay on disk and are delivered at the next start.
     dispatcher.abort();
     gateway.pools.drain().await;

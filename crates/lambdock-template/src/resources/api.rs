@@ -60,12 +60,19 @@ pub(crate) fn compile(p: &Props<'_, '_>, kind: ApiKind, ty: &str) -> R<(Api, Api
             ));
         }
     }
+    // SAM writes the slash of a media type as `~1` (JSON Pointer escaping): `image~1png`.
+    let binary_media_types = p
+        .strings("BinaryMediaTypes")?
+        .into_iter()
+        .map(|t| t.replace("~1", "/"))
+        .collect();
     p.warn_ignored(ty);
     let api = Api {
         kind,
         stage,
         cors,
         authorizers,
+        binary_media_types,
     };
     Ok((api, defaults))
 }
