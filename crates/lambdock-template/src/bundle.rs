@@ -45,10 +45,11 @@ pub fn build(compiled: &Compiled, build_dir: &Path) -> Result<Built, TemplateErr
     for (name, f) in &compiled.manifest.functions {
         let Code::Dir(src) = &f.code else { continue };
         let rel = PathBuf::from("functions").join(name);
-        unpack(src, &build_dir.join(&rel), &build_dir)?;
+        let dest = build_dir.join(&rel);
+        unpack(src, &dest, &build_dir)?;
         if let Some(method) = compiled.build_methods.get(name) {
             warnings.push(format!(
-                "function {name}: BuildMethod {method} is not run; the folder is copied as it is (build it first, e.g. a Rust function's `bootstrap`)"
+                "function {name}: BuildMethod {method} is not run; the folder is copied as it is"
             ));
         } else if f.runtime.starts_with("python") && src.join("requirements.txt").is_file() {
             warnings.push(format!(
@@ -205,5 +206,27 @@ mod tests {
             assert_eq!(built.warnings.len(), 1);
             assert!(built.warnings[0].contains("requirements.txt is not installed"));
         }
+    }
+
+    #[test]
+    fn builders_that_are_not_run_are_named_in_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("template.yaml"),
+            "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Metadata: {BuildMethod: makefile}\n    Properties: {CodeUri: ., Handler: app.h, Runtime: provided.al2023}\n",
+        )
+        .unwrap();
+        let compiled = compile(
+            &dir.path().join("template.yaml"),
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(compiled.build_methods["Fn"], "makefile");
+        let built = build(&compiled, &dir.path().join("out")).unwrap();
+        assert_eq!(
+            built.warnings,
+            ["function Fn: BuildMethod makefile is not run; the folder is copied as it is"]
+        );
+        assert!(dir.path().join("out/functions/Fn/template.yaml").is_file());
     }
 }

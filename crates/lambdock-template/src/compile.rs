@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::error::TemplateError;
 use crate::globals::Globals;
 use crate::intrinsics::{Ctx, Pseudo, Resource};
-use crate::manifest::{ApiKind, Manifest, SCHEMA_VERSION};
+use crate::manifest::{ApiKind, Manifest, ManifestError, SCHEMA_VERSION};
 use crate::resources::{Props, api, function, layer, storage};
-use crate::yaml::{self, Node};
+use crate::yaml::{self, Node, Pos};
 use crate::{parameters, runtimes};
 
 /// How to compile a template.
@@ -190,139 +190,187 @@ fn implicit_apis(ctx: &Ctx<'_>) -> Vec<(&'static str, &'static str)> {
     out
 }
 
+/// The manifest being assembled, and what functions need from the resources before them.
+struct Assembly<'a> {
+    base: &'a Path,
+    opts: &'a CompileOptions,
+    manifest: Manifest,
+    /// Layer ARN to content path.
+    layers: BTreeMap<String, PathBuf>,
+    layer_names: BTreeMap<PathBuf, String>,
+    apis: BTreeMap<String, api::ApiDefaults>,
+    build_methods: BTreeMap<String, String>,
+    /// Function name to the logical id and place that declared it.
+    origins: BTreeMap<String, (String, Pos)>,
+    skipped: Vec<String>,
+}
+
 fn build_manifest(
     path: &Path,
     ctx: &Ctx<'_>,
     opts: &CompileOptions,
 ) -> Result<Compiled, TemplateError> {
-    let base = path.parent().unwrap_or(Path::new("."));
-    let base = if base.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        base
+    let base = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     };
-    let mut manifest = Manifest {
-        schema_version: SCHEMA_VERSION,
-        functions: BTreeMap::new(),
+    let mut a = Assembly {
+        base,
+        opts,
+        manifest: Manifest {
+            schema_version: SCHEMA_VERSION,
+            functions: BTreeMap::new(),
+            apis: BTreeMap::new(),
+            routes: Vec::new(),
+            schedules: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+            tables: BTreeMap::new(),
+        },
+        layers: BTreeMap::new(),
+        layer_names: BTreeMap::new(),
         apis: BTreeMap::new(),
-        routes: Vec::new(),
-        schedules: BTreeMap::new(),
-        buckets: BTreeMap::new(),
-        tables: BTreeMap::new(),
+        build_methods: BTreeMap::new(),
+        origins: BTreeMap::new(),
+        skipped: Vec::new(),
     };
-    let mut layers = BTreeMap::new();
-    let mut layer_names = BTreeMap::new();
-    let mut api_defaults = BTreeMap::new();
-    let mut build_methods = BTreeMap::new();
-    let mut skipped = Vec::new();
-    let active = || ctx.resources.iter().filter(|(_, r)| r.active);
     // Layers and APIs first: functions refer to them.
-    for pass in 0..2 {
-        for (id, r) in active() {
-            let props =
-                Props::new(ctx, id, r.pos, r.props.as_ref()).map_err(|e| e.in_resource(id))?;
-            let ty = r.ty.as_str();
-            let result: Result<(), TemplateError> = (|| {
-                match (pass, ty) {
-                    (0, "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion") => {
-                        let path = layer::compile(&props, base, ty)?;
-                        let arn = ctx
-                            .reference(r.pos, id)?
-                            .and_then(|n| n.as_str().map(str::to_string))
-                            .unwrap_or_default();
-                        layer_names.insert(path.clone(), ctx.physical_name(id)?);
-                        layers.insert(arn, path);
-                    }
-                    (0, "AWS::Serverless::Api" | "AWS::Serverless::HttpApi") => {
-                        let kind = if ty == "AWS::Serverless::Api" {
-                            ApiKind::Rest
-                        } else {
-                            ApiKind::Http
-                        };
-                        let (api, defaults) = api::compile(&props, kind, ty)?;
-                        manifest.apis.insert(id.clone(), api);
-                        api_defaults.insert(id.clone(), defaults);
-                    }
-                    (1, "AWS::Serverless::Function" | "AWS::Lambda::Function") => {
-                        let env = function::Env {
-                            base,
-                            layers: &layers,
-                            apis: &api_defaults,
-                            runtimes: &opts.runtimes,
-                        };
-                        let metadata = r.node.and_then(|n| n.get("Metadata"));
-                        let f = function::compile(&props, &env, ty, metadata)?;
-                        if manifest.functions.contains_key(&f.name) {
-                            return Err(
-                                ctx.err(r.pos, format!("function name {} is used twice", f.name))
-                            );
-                        }
-                        if let Some(m) = f.build_method {
-                            build_methods.insert(f.name.clone(), m);
-                        }
-                        manifest.routes.extend(f.routes);
-                        for (name, s) in f.schedules {
-                            if manifest.schedules.insert(name.clone(), s).is_some() {
-                                return Err(
-                                    ctx.err(r.pos, format!("schedule name {name} is used twice"))
-                                );
-                            }
-                        }
-                        manifest.functions.insert(f.name, f.function);
-                    }
-                    (1, "AWS::S3::Bucket") => {
-                        let (name, bucket) = storage::bucket(&props)?;
-                        if manifest.buckets.insert(name.clone(), bucket).is_some() {
-                            return Err(ctx.err(r.pos, format!("bucket name {name} is used twice")));
-                        }
-                    }
-                    (1, "AWS::DynamoDB::Table" | "AWS::Serverless::SimpleTable") => {
-                        let (name, table) = if ty == "AWS::DynamoDB::Table" {
-                            storage::table(&props)?
-                        } else {
-                            storage::simple_table(&props)?
-                        };
-                        if manifest.tables.insert(name.clone(), table).is_some() {
-                            return Err(ctx.err(r.pos, format!("table name {name} is used twice")));
-                        }
-                    }
-                    (
-                        1,
-                        "AWS::Serverless::LayerVersion"
-                        | "AWS::Lambda::LayerVersion"
-                        | "AWS::Serverless::Api"
-                        | "AWS::Serverless::HttpApi",
-                    )
-                    | (0, _) => {}
-                    (_, other) => skipped.push(format!("{id} ({other})")),
-                }
-                Ok(())
-            })();
-            result.map_err(|e| e.in_resource(id))?;
+    for first_pass in [true, false] {
+        for (id, r) in ctx.resources.iter().filter(|(_, r)| r.active) {
+            let props = Props::new(ctx, id, r.pos, r.props.as_ref())
+                .and_then(|props| a.resource(ctx, id, r, &props, first_pass));
+            props.map_err(|e| e.in_resource(id))?;
         }
     }
     let mut warnings = ctx.warnings.borrow().clone();
-    if !skipped.is_empty() {
+    if !a.skipped.is_empty() {
         warnings.insert(
             0,
             format!(
                 "resources Lambdock does not run (ignored): {}",
-                skipped.join(", ")
+                a.skipped.join(", ")
             ),
         );
     }
-    manifest
-        .validate()
-        .map_err(|source| TemplateError::Manifest {
+    a.manifest.validate().map_err(|source| match &source {
+        // Point at the function's resource when the manifest's rules name a function.
+        ManifestError::Invalid { function, reason } if a.origins.contains_key(function) => {
+            let (id, pos) = &a.origins[function];
+            ctx.err(*pos, format!("function {function}: {reason}"))
+                .in_resource(id)
+        }
+        _ => TemplateError::Manifest {
             file: path.to_path_buf(),
             source,
-        })?;
+        },
+    })?;
     Ok(Compiled {
-        manifest,
+        manifest: a.manifest,
         warnings,
-        layer_names,
-        build_methods,
+        layer_names: a.layer_names,
+        build_methods: a.build_methods,
     })
+}
+
+impl Assembly<'_> {
+    fn resource(
+        &mut self,
+        ctx: &Ctx<'_>,
+        id: &str,
+        r: &Resource<'_>,
+        props: &Props<'_, '_>,
+        first_pass: bool,
+    ) -> Result<(), TemplateError> {
+        let ty = r.ty.as_str();
+        let twice = |what: &str, name: &str| ctx.err(r.pos, format!("{what} {name} is used twice"));
+        match (first_pass, ty) {
+            (true, "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion") => {
+                let path = layer::compile(props, self.base, ty)?;
+                let arn = ctx
+                    .reference(r.pos, id)?
+                    .and_then(|n| n.scalar_string())
+                    .unwrap_or_default();
+                self.layer_names
+                    .insert(path.clone(), ctx.physical_name(id)?);
+                self.layers.insert(arn, path);
+            }
+            (true, "AWS::Serverless::Api" | "AWS::Serverless::HttpApi") => {
+                let kind = if ty == "AWS::Serverless::Api" {
+                    ApiKind::Rest
+                } else {
+                    ApiKind::Http
+                };
+                let (api, defaults) = api::compile(props, kind, ty)?;
+                self.manifest.apis.insert(id.to_string(), api);
+                self.apis.insert(id.to_string(), defaults);
+            }
+            (false, "AWS::Serverless::Function" | "AWS::Lambda::Function") => {
+                let env = function::Env {
+                    base: self.base,
+                    layers: &self.layers,
+                    apis: &self.apis,
+                    runtimes: &self.opts.runtimes,
+                };
+                let f = function::compile(props, &env, ty, r.node)?;
+                if self.manifest.functions.contains_key(&f.name) {
+                    return Err(twice("function name", &f.name));
+                }
+                for route in f.routes {
+                    let key = (&route.api, &route.method, &route.path);
+                    if self
+                        .manifest
+                        .routes
+                        .iter()
+                        .any(|o| (&o.api, &o.method, &o.path) == key)
+                    {
+                        return Err(ctx.err(
+                            r.pos,
+                            format!(
+                                "route {} {} on {} is defined twice",
+                                route.method, route.path, route.api
+                            ),
+                        ));
+                    }
+                    self.manifest.routes.push(route);
+                }
+                for (name, s) in f.schedules {
+                    if self.manifest.schedules.insert(name.clone(), s).is_some() {
+                        return Err(twice("schedule name", &name));
+                    }
+                }
+                if let Some(m) = f.build_method {
+                    self.build_methods.insert(f.name.clone(), m);
+                }
+                self.origins.insert(f.name.clone(), (id.to_string(), r.pos));
+                self.manifest.functions.insert(f.name, f.function);
+            }
+            (false, "AWS::S3::Bucket") => {
+                let (name, bucket) = storage::bucket(props)?;
+                if self.manifest.buckets.insert(name.clone(), bucket).is_some() {
+                    return Err(twice("bucket name", &name));
+                }
+            }
+            (false, "AWS::DynamoDB::Table" | "AWS::Serverless::SimpleTable") => {
+                let (name, table) = if ty == "AWS::DynamoDB::Table" {
+                    storage::table(props)?
+                } else {
+                    storage::simple_table(props)?
+                };
+                if self.manifest.tables.insert(name.clone(), table).is_some() {
+                    return Err(twice("table name", &name));
+                }
+            }
+            (
+                false,
+                "AWS::Serverless::LayerVersion"
+                | "AWS::Lambda::LayerVersion"
+                | "AWS::Serverless::Api"
+                | "AWS::Serverless::HttpApi",
+            )
+            | (true, _) => {}
+            (false, other) => self.skipped.push(format!("{id} ({other})")),
+        }
+        Ok(())
+    }
 }
 
 /// Parses `--parameter-overrides` the way `sam deploy` does: `Key=Value` words, or the
@@ -379,21 +427,32 @@ mod tests {
         let e = err(&FN.replace("CodeUri: src", "CodeUri: {Bucket: b, Key: k}"));
         assert!(e.contains("S3 locations are not supported"), "{e}");
         let e = err(&format!(
-            "{FN}      Layers: [arn:aws:lambda:us-east-1:1:layer:x:1]\n"
-        ));
-        assert!(e.contains("t.yaml:8:15: resource Fn: layer arn:aws:lambda:us-east-1:1:layer:x:1 is not a layer of this template"), "{e}");
-        let e = err(&format!(
             "Globals:\n  Function:\n    Architectures: [x86_64]\n{FN}      Architectures: [arm64]\n"
         ));
         assert!(e.contains("a function has one architecture"), "{e}");
         let e = err(&format!("{FN}      MemorySize: 64\n"));
         assert!(
-            e.contains("function Fn: memory_mb 64 is outside 128-10240"),
+            e.starts_with(
+                "t.yaml:3:5: resource Fn: function Fn: memory_mb 64 is outside 128-10240"
+            ),
             "{e}"
         );
         let e = err(&format!("{FN}      Timeout: soon\n"));
         assert!(
             e.contains("t.yaml:8:16: resource Fn: expected a number, found \"soon\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn image_functions_take_no_runtime_but_globals_may_carry_one() {
+        let image = "Globals:\n  Function:\n    Runtime: python3.12\nResources:\n  Img:\n    Type: AWS::Serverless::Function\n    Properties:\n      PackageType: Image\n      ImageUri: img:1\n";
+        let c = compile_text(image).unwrap();
+        assert_eq!(c.manifest.functions["Img"].runtime, "");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let e = err(&format!("{image}      Handler: app.h\n"));
+        assert!(
+            e.contains("t.yaml:10:16: resource Img: Handler cannot be set on an Image function"),
             "{e}"
         );
     }
@@ -414,9 +473,48 @@ mod tests {
         ));
         assert!(e.contains("event E: Path and Method are required"), "{e}");
         let e = err(&format!(
+            "{FN}      Events:\n        E: {{Type: HttpApi, Properties: {{Auth: {{Authorizer: Mine}}}}}}\n"
+        ));
+        assert!(e.contains("t.yaml:9:40: resource Fn: event E: authorizer Mine is not one of ServerlessHttpApi's Auth.Authorizers"), "{e}");
+        let e = err(&format!(
+            "{FN}      ProvisionedConcurrencyConfig: {{ProvisionedConcurrentExecutions: 1}}\n"
+        ));
+        assert!(
+            e.starts_with(
+                "t.yaml:8:37: resource Fn: ProvisionedConcurrencyConfig needs AutoPublishAlias"
+            ),
+            "{e}"
+        );
+        let e = err(&format!(
             "{FN}      Events:\n        E: {{Type: Schedule, Properties: {{Schedule: rate(1 minute), Input: 'not json'}}}}\n"
         ));
         assert!(e.contains("event E: Input is not JSON"), "{e}");
+    }
+
+    #[test]
+    fn api_errors() {
+        let e = err("Resources:\n  A: {Type: AWS::Serverless::Api}\n");
+        assert!(
+            e.contains("t.yaml:2:6: resource A: StageName is required"),
+            "{e}"
+        );
+        let get = "{Type: Api, Properties: {Path: /x, Method: get}}";
+        let e = err(&format!(
+            "{FN}      Events:\n        A: {get}\n        B: {get}\n"
+        ));
+        assert!(
+            e.contains("resource Fn: route GET /x on ServerlessRestApi is defined twice"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{FN}  Http:\n    Type: AWS::Serverless::HttpApi\n    Properties:\n      Auth:\n        Authorizers:\n          L: {{FunctionArn: x}}\n"
+        ));
+        assert!(
+            e.contains(
+                "t.yaml:13:14: resource Http: authorizer L: Lambda authorizers are not supported"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -428,6 +526,14 @@ mod tests {
         assert!(err("Description: x\n").contains("Resources is required"));
         assert!(
             err("Resources:\n  X: {Properties: {}}\n").contains("resource X: Type is required")
+        );
+        let c =
+            compile_text("Resources:\n  B:\n    Type: AWS::S3::Bucket\n    Properties:\n").unwrap();
+        assert!(c.manifest.buckets.contains_key("b"));
+        let e = err("Resources:\n  B:\n    Type: AWS::S3::Bucket\n    Properties: [x]\n");
+        assert!(
+            e.contains("t.yaml:4:17: resource B: Properties must be a mapping"),
+            "{e}"
         );
         let e = err(
             "Resources:\n  T:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      KeySchema: [{AttributeName: id, KeyType: HASH}]\n",
@@ -454,6 +560,21 @@ mod tests {
                 "resources Lambdock does not run (ignored): Queue (AWS::SQS::Queue), Role (AWS::IAM::Role)",
                 "Fn event Q: events of type SQS are not run by Lambdock",
                 "Fn (AWS::Serverless::Function): ignored properties: Policies",
+            ]
+        );
+    }
+
+    #[test]
+    fn published_layers_are_left_out_with_a_warning() {
+        let c = compile_text(&format!(
+            "{FN}      Layers: [arn:aws:lambda:us-east-1:1:layer:x:1]\n"
+        ))
+        .unwrap();
+        assert!(c.manifest.functions["Fn"].layers.is_empty());
+        assert_eq!(
+            c.warnings,
+            [
+                "Fn at line 8: layer arn:aws:lambda:us-east-1:1:layer:x:1 is not a layer of this template and is left out"
             ]
         );
     }

@@ -131,7 +131,8 @@ pub struct Route {
     pub api: String,
     /// Upper-case HTTP method, or `ANY`.
     pub method: String,
-    /// Path with `{param}` and a trailing `{proxy+}`, as in the template.
+    /// Path with `{param}` and a trailing `{proxy+}`, as in the template; or `$default`, an
+    /// HTTP API's catch-all route (method `ANY`), which serves what no other route matches.
     pub path: String,
     /// The function.
     pub function: String,

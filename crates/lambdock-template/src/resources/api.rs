@@ -20,6 +20,8 @@ pub(crate) struct ApiDefaults {
     pub api_key_required: bool,
     /// Default scopes per authorizer.
     pub scopes: BTreeMap<String, Vec<String>>,
+    /// The API's authorizer names.
+    pub authorizers: Vec<String>,
 }
 
 /// Compiles one API.
@@ -44,6 +46,7 @@ pub(crate) fn compile(p: &Props<'_, '_>, kind: ApiKind, ty: &str) -> R<(Api, Api
         default_authorizer: None,
         api_key_required: false,
         scopes: BTreeMap::new(),
+        authorizers: Vec::new(),
     };
     let mut authorizers = BTreeMap::new();
     if let Some(auth) = p.get("Auth")? {
@@ -125,6 +128,7 @@ fn read_auth(
                     .insert(name.clone(), to_strings(ctx, scopes)?);
             }
             authorizers.insert(name.clone(), authorizer);
+            defaults.authorizers.push(name.clone());
         }
     }
     if let Some(default) = auth.get("DefaultAuthorizer") {

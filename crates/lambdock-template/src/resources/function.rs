@@ -1,15 +1,16 @@
-//! `AWS::Serverless::Function` and `AWS::Lambda::Function`, with the SAM events Lambdock runs:
-//! `Api` and `HttpApi` (routes) and `Schedule`/`ScheduleV2` (schedules). Other event types are
-//! reported in a warning.
+//! `AWS::Serverless::Function` and `AWS::Lambda::Function`: code (a local folder or `.zip`, or
+//! an image), runtime, configuration, layers and `AutoPublishAlias`; their events are compiled
+//! by [`super::events`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::api::ApiDefaults;
+use super::events;
 use super::layer::local_path;
-use super::{Props, R, logical_ref, to_bool, to_f64, to_string, to_strings, to_u32};
-use crate::manifest::{ApiKind, Code, Function, ImageConfig, Route, Schedule};
-use crate::yaml::{Node, Value};
+use super::{Props, R, to_f64, to_string, to_strings, to_u32};
+use crate::manifest::{Code, Function, ImageConfig, Route, Schedule};
+use crate::yaml::Node;
 
 /// What a function compiles against.
 pub(crate) struct Env<'a> {
@@ -38,65 +39,22 @@ pub(crate) fn compile(
     p: &Props<'_, '_>,
     env: &Env<'_>,
     ty: &str,
-    metadata: Option<&Node>,
+    resource: Option<&Node>,
 ) -> R<Compiled> {
     let ctx = p.ctx;
     let serverless = ty == "AWS::Serverless::Function";
     let name = ctx.physical_name(p.id)?;
     p.raw("FunctionName");
     let image = p.string("PackageType")?.as_deref() == Some("Image");
-    let (code, runtime, handler, image_config) = if image {
-        let uri = if serverless {
-            p.string("ImageUri")?
-        } else {
-            p.get("Code")?
-                .and_then(|c| c.get("ImageUri").cloned())
-                .map(|u| to_string(ctx, &u))
-                .transpose()?
-        };
-        let uri = uri.ok_or_else(|| {
-            ctx.err(p.pos, "an Image function needs ImageUri (building images from a Dockerfile is not supported)")
-        })?;
-        let config = p
-            .get("ImageConfig")?
-            .map(|c| image_config(p, &c))
-            .transpose()?;
-        // Runtime, Handler and Layers belong to the image; Globals may still carry them.
-        for key in ["Runtime", "Handler", "Layers"] {
-            p.raw(key);
-        }
-        (Code::Image(uri), String::new(), String::new(), config)
+    let CodeParts {
+        code,
+        runtime,
+        handler,
+        image_config,
+    } = if image {
+        image_code(p, serverless, resource)?
     } else {
-        let key = if serverless { "CodeUri" } else { "Code" };
-        if serverless && p.raw("InlineCode").is_some() {
-            return Err(ctx.err(
-                p.pos,
-                "InlineCode is not supported: put the code in a CodeUri folder",
-            ));
-        }
-        let node = p
-            .get(key)?
-            .ok_or_else(|| ctx.err(p.pos, format!("{key} is required")))?;
-        if let Some(zip_file) = node.get("ZipFile") {
-            return Err(ctx.err(
-                zip_file.pos,
-                "Code.ZipFile is not supported: put the code in a folder and give its path as Code",
-            ));
-        }
-        let dir = local_path(p, env.base, &node, key)?;
-        let runtime_node = p.raw("Runtime").cloned();
-        let runtime = p.required_string("Runtime")?;
-        if !env.runtimes.contains(&runtime) {
-            let pos = runtime_node.map_or(p.pos, |n| n.pos);
-            return Err(ctx.err(
-                pos,
-                format!(
-                    "runtime {runtime} is not supported; Lambdock runs: {}",
-                    env.runtimes.join(", ")
-                ),
-            ));
-        }
-        (Code::Dir(dir), runtime, p.required_string("Handler")?, None)
+        zip_code(p, env, serverless)?
     };
     let environment = match p.get("Environment")? {
         Some(e) => match e.get("Variables") {
@@ -113,13 +71,15 @@ pub(crate) fn compile(
     let mut layers = Vec::new();
     if !image && let Some(list) = p.get("Layers")? {
         for arn in to_strings(ctx, &list)? {
-            let path = env.layers.get(&arn).ok_or_else(|| {
-                ctx.err(
-                    list.pos,
-                    format!("layer {arn} is not a layer of this template"),
-                )
-            })?;
-            layers.push(path.clone());
+            // A published layer (Powertools, ...) has no code here; the function may still run
+            // if it does not import it, so this is a warning, not an error.
+            match env.layers.get(&arn) {
+                Some(path) => layers.push(path.clone()),
+                None => ctx.warnings.borrow_mut().push(format!(
+                    "{} at line {}: layer {arn} is not a layer of this template and is left out",
+                    p.id, list.pos.line
+                )),
+            }
         }
     }
     let architectures = p.strings("Architectures")?;
@@ -131,11 +91,16 @@ pub(crate) fn compile(
             ),
         ));
     }
+    let provisioned = p.raw("ProvisionedConcurrencyConfig").map(|n| n.pos);
     let alias = if serverless {
         p.string("AutoPublishAlias")?
     } else {
         None
     };
+    if let (Some(pos), None, true) = (provisioned, &alias, serverless) {
+        // SAM puts provisioned concurrency on the alias, so it refuses it without one.
+        return Err(ctx.err(pos, "ProvisionedConcurrencyConfig needs AutoPublishAlias"));
+    }
     let (versions, aliases) = match &alias {
         Some(a) => (
             vec!["1".to_string()],
@@ -179,8 +144,8 @@ pub(crate) fn compile(
         function,
         routes: Vec::new(),
         schedules: Vec::new(),
-        build_method: metadata
-            .and_then(|m| m.get("BuildMethod"))
+        build_method: resource
+            .and_then(|r| r.get("Metadata")?.get("BuildMethod"))
             .and_then(Node::scalar_string),
     };
     if serverless && let Some(events) = p.raw("Events") {
@@ -188,11 +153,96 @@ pub(crate) fn compile(
             .as_map()
             .ok_or_else(|| ctx.err(events.pos, "Events must be a mapping"))?;
         for (event, def) in entries {
-            compile_event(p, env, &mut out, alias.as_deref(), event, def)?;
+            events::compile(p, env, &mut out, alias.as_deref(), event, def)?;
         }
     }
     p.warn_ignored(ty);
     Ok(out)
+}
+
+/// What the package type decides.
+struct CodeParts {
+    code: Code,
+    runtime: String,
+    handler: String,
+    image_config: Option<ImageConfig>,
+}
+
+fn image_code(p: &Props<'_, '_>, serverless: bool, resource: Option<&Node>) -> R<CodeParts> {
+    let ctx = p.ctx;
+    let uri = if serverless {
+        p.string("ImageUri")?
+    } else {
+        p.get("Code")?
+            .and_then(|c| c.get("ImageUri").cloned())
+            .map(|u| to_string(ctx, &u))
+            .transpose()?
+    };
+    let uri = uri.ok_or_else(|| {
+        ctx.err(
+            p.pos,
+            "an Image function needs ImageUri (building images from a Dockerfile is not supported)",
+        )
+    })?;
+    let config = p
+        .get("ImageConfig")?
+        .map(|c| image_config(p, &c))
+        .transpose()?;
+    // Runtime, Handler and Layers belong to the image. Lambda refuses them on the function
+    // itself; from Globals (SAM refuses those too) they are dropped, so a template whose
+    // Globals serve its Zip functions can hold an image function as well.
+    let own = resource.and_then(|r| r.get("Properties"));
+    for key in ["Runtime", "Handler", "Layers"] {
+        if let Some(n) = own.and_then(|o| o.get(key)) {
+            return Err(ctx.err(n.pos, format!("{key} cannot be set on an Image function")));
+        }
+        p.raw(key);
+    }
+    Ok(CodeParts {
+        code: Code::Image(uri),
+        runtime: String::new(),
+        handler: String::new(),
+        image_config: config,
+    })
+}
+
+fn zip_code(p: &Props<'_, '_>, env: &Env<'_>, serverless: bool) -> R<CodeParts> {
+    let ctx = p.ctx;
+    let key = if serverless { "CodeUri" } else { "Code" };
+    if serverless && p.raw("InlineCode").is_some() {
+        return Err(ctx.err(
+            p.pos,
+            "InlineCode is not supported: put the code in a CodeUri folder",
+        ));
+    }
+    let node = p
+        .get(key)?
+        .ok_or_else(|| ctx.err(p.pos, format!("{key} is required")))?;
+    if let Some(zip_file) = node.get("ZipFile") {
+        return Err(ctx.err(
+            zip_file.pos,
+            "Code.ZipFile is not supported: put the code in a folder and give its path as Code",
+        ));
+    }
+    let dir = local_path(p, env.base, &node, key)?;
+    let runtime_node = p.raw("Runtime").cloned();
+    let runtime = p.required_string("Runtime")?;
+    if !env.runtimes.contains(&runtime) {
+        let pos = runtime_node.map_or(p.pos, |n| n.pos);
+        return Err(ctx.err(
+            pos,
+            format!(
+                "runtime {runtime} is not supported; Lambdock runs: {}",
+                env.runtimes.join(", ")
+            ),
+        ));
+    }
+    Ok(CodeParts {
+        code: Code::Dir(dir),
+        runtime,
+        handler: p.required_string("Handler")?,
+        image_config: None,
+    })
 }
 
 fn image_config(p: &Props<'_, '_>, c: &Node) -> R<ImageConfig> {
@@ -209,184 +259,4 @@ fn image_config(p: &Props<'_, '_>, c: &Node) -> R<ImageConfig> {
             .map(|v| to_string(ctx, v))
             .transpose()?,
     })
-}
-
-/// Where an event names its API: the explicit `RestApiId`/`ApiId` or SAM's implicit API.
-fn event_api(
-    p: &Props<'_, '_>,
-    env: &Env<'_>,
-    props: &Node,
-    key: &str,
-    implicit: &str,
-    kind: ApiKind,
-) -> R<(String, ApiDefaults)> {
-    let id = match props.get(key) {
-        Some(n) => logical_ref(p.ctx, n)?,
-        None => implicit.to_string(),
-    };
-    let pos = props.get(key).map_or(props.pos, |n| n.pos);
-    match env.apis.get(&id) {
-        Some(defaults) if defaults.kind == kind => Ok((id, defaults.clone())),
-        _ => Err(p.ctx.err(
-            pos,
-            format!(
-                "{key} {id} is not an {} of this template",
-                match kind {
-                    ApiKind::Rest => "AWS::Serverless::Api",
-                    ApiKind::Http => "AWS::Serverless::HttpApi",
-                }
-            ),
-        )),
-    }
-}
-
-fn compile_event(
-    p: &Props<'_, '_>,
-    env: &Env<'_>,
-    out: &mut Compiled,
-    alias: Option<&str>,
-    event: &str,
-    def: &Node,
-) -> R<()> {
-    let ctx = p.ctx;
-    let ty = def
-        .get("Type")
-        .ok_or_else(|| ctx.err(def.pos, format!("event {event}: Type is required")))?;
-    let ty = to_string(ctx, &ctx.eval_some(ty)?)?;
-    let raw = def
-        .get("Properties")
-        .cloned()
-        .unwrap_or_else(|| Node::new(def.pos, Value::Map(Vec::new())));
-    let qualifier = alias.map(str::to_string);
-    let field = |props: &Node, key: &str| -> R<Option<Node>> {
-        match props.get(key) {
-            Some(n) => ctx.eval(n),
-            None => Ok(None),
-        }
-    };
-    let string = |props: &Node, key: &str| -> R<Option<String>> {
-        field(props, key)?.map(|n| to_string(ctx, &n)).transpose()
-    };
-    match ty.as_str() {
-        "Api" | "HttpApi" => {
-            let (kind, key, implicit) = if ty == "Api" {
-                (ApiKind::Rest, "RestApiId", "ServerlessRestApi")
-            } else {
-                (ApiKind::Http, "ApiId", "ServerlessHttpApi")
-            };
-            let (api, defaults) = event_api(p, env, &raw, key, implicit, kind)?;
-            let path = string(&raw, "Path")?;
-            let method = string(&raw, "Method")?;
-            let (path, method) = match (path, method, kind) {
-                (Some(path), Some(method), _) => (path, method.to_uppercase()),
-                // An HttpApi event without Path and Method is the API's catch-all route.
-                (None, None, ApiKind::Http) => ("/{proxy+}".to_string(), "ANY".to_string()),
-                _ => {
-                    return Err(ctx.err(
-                        raw.pos,
-                        format!("event {event}: Path and Method are required"),
-                    ));
-                }
-            };
-            let auth = field(&raw, "Auth")?;
-            let named = auth
-                .as_ref()
-                .and_then(|a| a.get("Authorizer"))
-                .map(|a| to_string(ctx, a))
-                .transpose()?;
-            let authorizer = match named.as_deref() {
-                Some("NONE") => None,
-                Some("AWS_IAM") => {
-                    return Err(ctx.err(
-                        raw.pos,
-                        format!(
-                            "event {event}: AWS_IAM authorization is not supported by Lambdock"
-                        ),
-                    ));
-                }
-                Some(name) => Some(name.to_string()),
-                None => defaults.default_authorizer.clone(),
-            };
-            let scopes = match auth.as_ref().and_then(|a| a.get("AuthorizationScopes")) {
-                Some(s) => to_strings(ctx, s)?,
-                None => authorizer
-                    .as_ref()
-                    .and_then(|a| defaults.scopes.get(a))
-                    .cloned()
-                    .unwrap_or_default(),
-            };
-            let api_key_required = match auth.as_ref().and_then(|a| a.get("ApiKeyRequired")) {
-                Some(k) => to_bool(ctx, k)?,
-                None => defaults.api_key_required,
-            };
-            let payload_version = match kind {
-                ApiKind::Rest => "1.0".to_string(),
-                ApiKind::Http => {
-                    string(&raw, "PayloadFormatVersion")?.unwrap_or_else(|| "2.0".into())
-                }
-            };
-            out.routes.push(Route {
-                api,
-                method,
-                path,
-                function: out.name.clone(),
-                qualifier,
-                payload_version,
-                authorizer,
-                authorization_scopes: scopes,
-                api_key_required,
-            });
-        }
-        "Schedule" | "ScheduleV2" => {
-            let v2 = ty == "ScheduleV2";
-            let expr_key = if v2 { "ScheduleExpression" } else { "Schedule" };
-            let expression = string(&raw, expr_key)?.ok_or_else(|| {
-                ctx.err(raw.pos, format!("event {event}: {expr_key} is required"))
-            })?;
-            let input = match field(&raw, "Input")? {
-                Some(n) => match &n.value {
-                    Value::Str(s) => {
-                        serde_json::from_str::<serde_json::Value>(s).map_err(|e| {
-                            ctx.err(n.pos, format!("event {event}: Input is not JSON: {e}"))
-                        })?;
-                        Some(s.clone())
-                    }
-                    _ => {
-                        return Err(ctx.err(
-                            n.pos,
-                            format!("event {event}: Input must be a JSON text (a string)"),
-                        ));
-                    }
-                },
-                None => None,
-            };
-            let enabled = match (field(&raw, "Enabled")?, string(&raw, "State")?) {
-                (Some(e), _) => to_bool(ctx, &e)?,
-                (None, Some(state)) => state != "DISABLED",
-                (None, None) => true,
-            };
-            let name = string(&raw, "Name")?.unwrap_or_else(|| format!("{}{event}", p.id));
-            out.schedules.push((
-                name,
-                Schedule {
-                    function: out.name.clone(),
-                    qualifier,
-                    expression,
-                    timezone: if v2 {
-                        string(&raw, "ScheduleExpressionTimezone")?
-                    } else {
-                        None
-                    },
-                    input,
-                    enabled,
-                    scheduler: v2,
-                },
-            ));
-        }
-        other => ctx.warnings.borrow_mut().push(format!(
-            "{} event {event}: events of type {other} are not run by Lambdock",
-            p.id
-        )),
-    }
-    Ok(())
 }

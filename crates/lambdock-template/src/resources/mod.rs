@@ -3,6 +3,7 @@
 //! reported as ignored instead of silently dropped.
 
 pub(crate) mod api;
+pub(crate) mod events;
 pub(crate) mod function;
 pub(crate) mod layer;
 pub(crate) mod storage;
@@ -30,6 +31,10 @@ impl<'c, 't> Props<'c, 't> {
     pub fn new(ctx: &'c Ctx<'t>, id: &'c str, pos: Pos, node: Option<&Node>) -> R<Self> {
         let node = match node {
             Some(n) if n.as_map().is_some() => n.clone(),
+            // `Properties:` with nothing after it.
+            Some(Node {
+                value: Value::Null, ..
+            }) => Node::new(pos, Value::Map(Vec::new())),
             Some(n) => return Err(ctx.err(n.pos, "Properties must be a mapping")),
             None => Node::new(pos, Value::Map(Vec::new())),
         };
