@@ -15,6 +15,7 @@ use clap::{Parser, ValueEnum};
 mod agent;
 mod dynamodb;
 mod gateway;
+mod s3;
 
 #[derive(Parser)]
 #[command(
@@ -45,8 +46,14 @@ struct Args {
     /// Worker creations per function on the agent.
     #[arg(long, default_value_t = 50)]
     creations: usize,
+    /// Requests per 1 KB S3 row (a tenth of them per 1 MB row).
+    #[arg(long, default_value_t = 2000)]
+    s3_requests: usize,
+    /// Concurrent S3 clients.
+    #[arg(long, default_value_t = 8)]
+    s3_clients: usize,
     /// Which parts to measure.
-    #[arg(long, value_enum, default_values_t = [Part::Rie, Part::Agent, Part::Gateway, Part::Dynamodb])]
+    #[arg(long, value_enum, default_values_t = [Part::Rie, Part::Agent, Part::Gateway, Part::S3, Part::Dynamodb])]
     only: Vec<Part>,
     /// Requests per DynamoDB figure.
     #[arg(long, default_value_t = 2000)]
@@ -62,6 +69,8 @@ enum Part {
     Agent,
     /// Warm invocations through the gateway.
     Gateway,
+    /// S3 PUT/GET against the embedded S3 and moto.
+    S3,
     /// The embedded DynamoDB against moto server.
     Dynamodb,
 }
@@ -230,6 +239,16 @@ async fn main() -> Result<(), Error> {
             &args.function,
             &args.python,
             args.invokes,
+        )
+        .await?;
+    }
+    if args.only.contains(&Part::S3) {
+        s3::run(
+            &args.lambdock,
+            &args.rie,
+            &args.python,
+            args.s3_requests,
+            args.s3_clients,
         )
         .await?;
     }

@@ -27,9 +27,10 @@ use tonic::transport::Channel;
 /// The gateway's options, shared by `up` and `gateway`.
 #[derive(Args, Debug)]
 pub struct GatewayArgs {
-    /// Deployment manifest (JSON) to serve.
+    /// Deployment manifest (JSON) to serve, reloaded when it changes; without one the gateway
+    /// serves the last deployment it received (`lambdock deploy`).
     #[arg(long, short = 'm', env = "LAMBDOCK_MANIFEST")]
-    manifest: PathBuf,
+    manifest: Option<PathBuf>,
     /// Address the endpoints listen on.
     #[arg(long, env = "LAMBDOCK_HOST", default_value = "127.0.0.1")]
     host: IpAddr,
@@ -80,6 +81,8 @@ pub struct GatewayArgs {
     /// Largest asynchronous (Event) payload, bytes.
     #[arg(long, env = "LAMBDOCK_MAX_ASYNC_PAYLOAD", default_value_t = 1024 * 1024)]
     max_async_payload: usize,
+    #[command(flatten)]
+    schedule: lambdock_schedule::ScheduleArgs,
 }
 
 /// Options of `lambdock up`.
@@ -96,6 +99,8 @@ pub struct UpArgs {
     /// Run workers as plain processes even as root.
     #[arg(long)]
     no_isolation: bool,
+    #[command(flatten)]
+    s3: lambdock_s3::args::S3Args,
     #[command(flatten)]
     dynamodb: lambdock_dynamodb::DynamoArgs,
 }
@@ -159,6 +164,14 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
     ));
     let client = connect(format!("http://{agent_addr}")).await?;
     let credentials = (!g.no_auth).then(|| (g.access_key.clone(), g.secret_key.clone()));
+    let s3 = crate::s3::S3::start(
+        &args.s3,
+        g.host,
+        &g.data_dir,
+        &g.region,
+        credentials.clone(),
+    )
+    .await?;
     let dynamodb = crate::dynamodb::DynamoDb::start(
         &args.dynamodb,
         g.host,
@@ -168,14 +181,18 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
     )
     .await?;
     let data_plane = DataPlane {
-        environment: vec![(
-            "AWS_ENDPOINT_URL_DYNAMODB".to_string(),
-            dynamodb.endpoint.clone(),
-        )],
-        banner: vec![dynamodb.banner()],
+        environment: vec![
+            ("AWS_ENDPOINT_URL_S3".to_string(), s3.endpoint.clone()),
+            (
+                "AWS_ENDPOINT_URL_DYNAMODB".to_string(),
+                dynamodb.endpoint.clone(),
+            ),
+        ],
+        banner: vec![format!("  S3 endpoint: {}", s3.endpoint), dynamodb.banner()],
     };
     let result = run_gateway(g, client, "lambdock-up".into(), true, &data_plane).await;
     dynamodb.stop().await;
+    s3.stop().await;
     let _ = stop_agent.send(());
     let _ = agent_task.await;
     result
@@ -210,7 +227,12 @@ async fn run_gateway(
     stop_workers: bool,
     data_plane: &DataPlane,
 ) -> Result<(), Error> {
-    let manifest = Manifest::load(&g.manifest)?;
+    let deployment_file = g.data_dir.join("deployment.json");
+    let manifest = match &g.manifest {
+        Some(path) => Manifest::load(path)?,
+        None if deployment_file.exists() => Manifest::load(&deployment_file)?,
+        None => Manifest::empty(),
+    };
     let credentials =
         (!g.no_auth).then(|| HashMap::from([(g.access_key.clone(), g.secret_key.clone())]));
     let aws = SocketAddr::new(g.host, g.aws_port);
@@ -252,6 +274,7 @@ async fn run_gateway(
                 threshold: g.breaker_threshold,
                 recovery: Duration::from_secs_f64(g.breaker_recovery),
             },
+            deployment_file: Some(deployment_file),
         },
         &manifest,
         pools,
@@ -301,19 +324,26 @@ async fn run_gateway(
             ..AsyncConfig::default()
         },
     ));
+    let scheduler = tokio::spawn(lambdock_schedule::run(
+        gateway.clone(),
+        g.schedule.config(),
+        crate::terminated(),
+    ));
     let janitor_gateway = gateway.clone();
     let manifest_path = g.manifest.clone();
     let janitor = tokio::spawn(async move {
         let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let mut seen = modified(&manifest_path);
+        let mut seen = manifest_path.as_ref().and_then(modified);
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             // Hot reload: a changed manifest is deployed; a broken one is refused and the
             // running deployment stays.
-            let now = modified(&manifest_path);
-            if now != seen {
+            let now = manifest_path.as_ref().and_then(modified);
+            if let Some(manifest_path) = &manifest_path
+                && now != seen
+            {
                 seen = now;
-                match Manifest::load(&manifest_path) {
+                match Manifest::load(manifest_path) {
                     Ok(m) => match janitor_gateway.deploy(&m, false).await {
                         Ok(()) => {
                             tracing::info!(manifest = %manifest_path.display(), "deployed the changed manifest")
@@ -338,6 +368,7 @@ async fn run_gateway(
     )
     .await;
     janitor.abort();
+    scheduler.abort();
     // Undelivered events stay on disk and are delivered at the next start.
     dispatcher.abort();
     gateway.pools.drain().await;
