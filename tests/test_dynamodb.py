@@ -173,6 +173,11 @@ def test_provisioned_billing_is_accepted(ddb):
                ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1})
     desc = ddb.describe_table(TableName=t)["Table"]
     assert desc["ProvisionedThroughput"]["WriteCapacityUnits"] == 1
+    with pytest.raises(ClientError) as e:
+        create(ddb, range_key=False, BillingMode="PROVISIONED")
+    assert error(e) == ("ValidationException", "One or more parameter values were invalid: ReadCapacityUnits "
+                                               "and WriteCapacityUnits must both be specified when BillingMode "
+                                               "is PROVISIONED")
 
 
 def test_list_tables_paginates(ddb):
@@ -623,6 +628,12 @@ def test_other_validation_messages(ddb):
     with pytest.raises(ClientError) as e:
         ddb.batch_get_item(RequestItems={t: {"Keys": [key("a", 1), key("a", 1)]}})
     assert error(e) == ("ValidationException", "Provided list of item keys contains duplicates")
+    with pytest.raises(ClientError) as e:
+        ddb.transact_write_items(TransactItems=[{"Put": {"TableName": t, "Item": key("k", i)}} for i in range(101)])
+    assert error(e)[0] == "ValidationException" and "less than or equal to 100" in error(e)[1]
+    with pytest.raises(ClientError) as e:
+        ddb.transact_write_items(TransactItems=[{"Put": {"TableName": "no-such-table", "Item": key("k", 1)}}])
+    assert error(e)[0] == "ResourceNotFoundException"
 
 
 def test_an_undefined_attribute_name_is_refused(lambdock_ddb):

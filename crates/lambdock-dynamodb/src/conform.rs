@@ -33,6 +33,10 @@ pub fn to_aws(op: DynamoDBOperation, mut error: DynamoDBError) -> DynamoDBError 
                 "The TotalSegments parameter is required but was not present in the request when \
                  Segment parameter is present"
                     .clone_into(&mut error.message);
+            } else if error.message == "No provisioned throughput specified for the table" {
+                "One or more parameter values were invalid: ReadCapacityUnits and \
+                 WriteCapacityUnits must both be specified when BillingMode is PROVISIONED"
+                    .clone_into(&mut error.message);
             } else if error.message.ends_with(INVALID_PATH) {
                 // rustack prefixes the clause ("Invalid operand for SET: "); DynamoDB does not.
                 INVALID_PATH.clone_into(&mut error.message);
@@ -116,6 +120,16 @@ mod tests {
             to_aws(DynamoDBOperation::Scan, e).message,
             "The TotalSegments parameter is required but was not present in the request when \
              Segment parameter is present"
+        );
+    }
+
+    #[test]
+    fn provisioned_without_throughput_names_both_units() {
+        let e = DynamoDBError::validation("No provisioned throughput specified for the table");
+        assert_eq!(
+            to_aws(DynamoDBOperation::CreateTable, e).message,
+            "One or more parameter values were invalid: ReadCapacityUnits and WriteCapacityUnits \
+             must both be specified when BillingMode is PROVISIONED"
         );
     }
 

@@ -186,10 +186,25 @@ impl Store {
     /// returns; a read waits until every write it could have seen is durable, so nothing a
     /// client saw can be lost by a crash.
     ///
+    /// The work runs in its own task: a client that hangs up must not cancel it between applying
+    /// a write and logging it (the engine would then hold a write the log lacks, and a replay
+    /// would diverge from what later requests saw), nor in the middle of a group commit.
+    ///
     /// # Errors
     ///
     /// The engine's error for the request, or an internal error when the log cannot be synced.
     pub async fn execute(
+        self: &Arc<Self>,
+        op: DynamoDBOperation,
+        body: Bytes,
+    ) -> Result<http::Response<DynamoDBResponseBody>, DynamoDBError> {
+        let store = Arc::clone(self);
+        tokio::spawn(async move { store.run(op, body).await })
+            .await
+            .map_err(|e| DynamoDBError::internal_error(format!("DynamoDB request failed: {e}")))?
+    }
+
+    async fn run(
         self: &Arc<Self>,
         op: DynamoDBOperation,
         body: Bytes,
