@@ -16,4 +16,4 @@ mod server;
 pub mod service;
 pub mod store;
 
-pub use server::{S3Config, S3Error, serve};
+pub use server::{S3Config, S3Error, S3Server, serve};
