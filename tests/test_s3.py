@@ -287,6 +287,12 @@ def curl_put(url, payload):
 
 def test_wrong_secret_is_signature_does_not_match(up):
     assert error_of(up.s3(secret="wrong-secret").list_buckets) == ("SignatureDoesNotMatch", 403)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        up.s3(secret="wrong-secret").list_buckets()
+    assert e.value.response["Error"]["Message"].startswith("The request signature we calculated does not match")
+    stranger = boto3.client("s3", endpoint_url=up.s3_endpoint, region_name=REGION,
+                            aws_access_key_id="AKIDUNKNOWN", aws_secret_access_key=SECRET_KEY)
+    assert error_of(stranger.list_buckets) == ("InvalidAccessKeyId", 403)
     assert error_of(up.s3(secret="wrong-secret").put_object, Bucket="some-bucket", Key="y", Body=b"z") \
         == ("SignatureDoesNotMatch", 403)
 

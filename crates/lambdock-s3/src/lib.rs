@@ -7,6 +7,7 @@ mod api_list;
 mod api_multipart;
 mod api_object;
 pub mod args;
+pub mod auth;
 pub mod error;
 pub mod lifecycle;
 pub mod listing;

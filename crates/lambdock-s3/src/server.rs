@@ -10,10 +10,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
+use crate::auth::{PlatformAuth, with_default_message};
 use crate::service::Service;
 use crate::store::Store;
 
@@ -106,10 +106,7 @@ impl S3Server {
         let mut builder = S3ServiceBuilder::new(Service::new(store.clone(), cfg.region.clone()));
         let verify = cfg.credentials.is_some();
         if let Some((access_key, secret_key)) = &cfg.credentials {
-            builder.set_auth(SimpleAuth::from_single(
-                access_key.clone(),
-                secret_key.clone(),
-            ));
+            builder.set_auth(PlatformAuth::new(access_key.clone(), secret_key.clone()));
         }
         Ok(Self {
             store,
@@ -152,7 +149,18 @@ impl S3Server {
                         if !verify {
                             strip_signature(&mut req);
                         }
-                        hyper::service::Service::call(&s3, req)
+                        let answer = hyper::service::Service::call(&s3, req);
+                        async move {
+                            let mut resp = answer.await?;
+                            if resp.status().is_client_error()
+                                && let Some(fixed) =
+                                    resp.body().bytes().as_ref().and_then(with_default_message)
+                            {
+                                resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+                                *resp.body_mut() = s3s::Body::from(fixed);
+                            }
+                            Ok::<_, s3s::HttpError>(resp)
+                        }
                     });
                     let conn = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service);
