@@ -3,6 +3,7 @@ objects, listings, ranges, multipart, presigned URLs, lifecycle, CORS, SigV4 err
 kill -9 during a stream of PUTs."""
 
 import concurrent.futures
+import datetime
 import hashlib
 import json
 import os
@@ -197,6 +198,19 @@ def test_ranged_gets(s3, up):
     r = s3.get_object(Bucket="ranges", Key="r", Range="bytes=1000-5000")
     assert r["ContentRange"] == "bytes 1000-1023/1024"
     assert error_of(s3.get_object, Bucket="ranges", Key="r", Range="bytes=2000-3000") == ("InvalidRange", 416)
+
+
+def test_conditional_gets(s3):
+    s3.create_bucket(Bucket="conds")
+    etag = s3.put_object(Bucket="conds", Key="k", Body=b"v1")["ETag"]
+    modified = s3.head_object(Bucket="conds", Key="k")["LastModified"]
+    assert s3.get_object(Bucket="conds", Key="k", IfMatch=etag)["Body"].read() == b"v1"
+    assert error_of(s3.get_object, Bucket="conds", Key="k", IfMatch='"nope"') == ("PreconditionFailed", 412)
+    assert error_of(s3.get_object, Bucket="conds", Key="k", IfNoneMatch=etag) == ("304", 304)
+    assert error_of(s3.head_object, Bucket="conds", Key="k", IfModifiedSince=modified) == ("304", 304)
+    assert error_of(s3.get_object, Bucket="conds", Key="k",
+                    IfUnmodifiedSince=modified - datetime.timedelta(seconds=1)) == ("PreconditionFailed", 412)
+    assert s3.get_object(Bucket="conds", Key="k", IfNoneMatch='"other"')["Body"].read() == b"v1"
 
 
 def test_multipart_20_mb(s3):

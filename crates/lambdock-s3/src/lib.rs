@@ -8,6 +8,7 @@ mod api_multipart;
 mod api_object;
 pub mod args;
 pub mod auth;
+pub mod conditions;
 pub mod error;
 pub mod lifecycle;
 pub mod listing;
