@@ -311,13 +311,39 @@ def test_wrong_secret_is_signature_does_not_match(up):
         == ("SignatureDoesNotMatch", 403)
 
 
-def test_cors_configuration(s3):
+def headers_of(*args):
+    r = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", *args], capture_output=True, text=True, timeout=60)
+    lines = r.stdout.splitlines()
+    status = int(lines[0].split()[1])
+    return status, {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:] if ":" in l)}
+
+
+def test_cors_configuration(up, s3):
     s3.create_bucket(Bucket="web")
+    s3.put_object(Bucket="web", Key="page", Body=b"<p>")
+    url = f"{up.s3_endpoint}/web/upload.bin"
+    preflight = ["-X", "OPTIONS", "-H", "Origin: https://example.com", "-H", "Access-Control-Request-Method: PUT",
+                 "-H", "Access-Control-Request-Headers: content-type", url]
+    assert headers_of(*preflight)[0] == 403  # no configuration yet
     assert error_of(s3.get_bucket_cors, Bucket="web") == ("NoSuchCORSConfiguration", 404)
     rules = [{"AllowedMethods": ["GET", "PUT"], "AllowedOrigins": ["https://example.com"],
               "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3000}]
     s3.put_bucket_cors(Bucket="web", CORSConfiguration={"CORSRules": rules})
     assert s3.get_bucket_cors(Bucket="web")["CORSRules"] == rules
+    status, h = headers_of(*preflight)
+    assert status == 200
+    assert h["access-control-allow-origin"] == "https://example.com"
+    assert h["access-control-allow-methods"] == "GET, PUT"
+    assert h["access-control-allow-headers"] == "content-type"
+    assert h["access-control-max-age"] == "3000"
+    assert headers_of("-X", "OPTIONS", "-H", "Origin: https://evil.example", "-H",
+                      "Access-Control-Request-Method: PUT", url)[0] == 403
+    assert headers_of("-X", "OPTIONS", "-H", "Origin: https://example.com", "-H",
+                      "Access-Control-Request-Method: DELETE", url)[0] == 403
+    get_url = s3.generate_presigned_url("get_object", Params={"Bucket": "web", "Key": "page"})
+    status, h = headers_of("-H", "Origin: https://example.com", get_url)
+    assert status == 200 and h["access-control-allow-origin"] == "https://example.com"
+    assert h["access-control-expose-headers"] == "ETag"
     s3.delete_bucket_cors(Bucket="web")
     assert error_of(s3.get_bucket_cors, Bucket="web") == ("NoSuchCORSConfiguration", 404)
 

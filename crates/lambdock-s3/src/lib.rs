@@ -9,6 +9,7 @@ mod api_object;
 pub mod args;
 pub mod auth;
 pub mod conditions;
+pub mod cors;
 pub mod error;
 pub mod lifecycle;
 pub mod listing;

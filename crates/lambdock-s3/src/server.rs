@@ -126,7 +126,7 @@ impl S3Server {
             cfg,
         } = self;
         let sweeper = tokio::spawn(crate::lifecycle::run(
-            store,
+            store.clone(),
             cfg.lifecycle_day,
             cfg.sweep_interval,
         ));
@@ -144,20 +144,27 @@ impl S3Server {
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    let s3 = s3.clone();
+                    let (s3, store) = (s3.clone(), store.clone());
                     let service = service_fn(move |mut req: http::Request<Incoming>| {
-                        if !verify {
-                            strip_signature(&mut req);
-                        }
-                        let answer = hyper::service::Service::call(&s3, req);
+                        let (s3, store) = (s3.clone(), store.clone());
                         async move {
-                            let mut resp = answer.await?;
+                            if crate::cors::is_preflight(&req) {
+                                return Ok(crate::cors::preflight(&store, &req));
+                            }
+                            if !verify {
+                                strip_signature(&mut req);
+                            }
+                            let cross_origin = crate::cors::CrossOrigin::of(&req);
+                            let mut resp = hyper::service::Service::call(&s3, req).await?;
                             if resp.status().is_client_error()
                                 && let Some(fixed) =
                                     resp.body().bytes().as_ref().and_then(with_default_message)
                             {
                                 resp.headers_mut().remove(http::header::CONTENT_LENGTH);
                                 *resp.body_mut() = s3s::Body::from(fixed);
+                            }
+                            if let Some(c) = cross_origin {
+                                c.decorate(&store, resp.headers_mut());
                             }
                             Ok::<_, s3s::HttpError>(resp)
                         }
