@@ -258,6 +258,19 @@ def test_multipart_20_mb(s3):
         == ("NoSuchUpload", 404)
 
 
+def test_list_multipart_uploads_pages(s3):
+    s3.create_bucket(Bucket="uploads")
+    ids = {k: s3.create_multipart_upload(Bucket="uploads", Key=k)["UploadId"] for k in ["a", "b", "dir/x", "dir/y"]}
+    page = s3.list_multipart_uploads(Bucket="uploads", MaxUploads=2)
+    assert [u["Key"] for u in page["Uploads"]] == ["a", "b"] and page["IsTruncated"]
+    rest = s3.list_multipart_uploads(Bucket="uploads", KeyMarker=page["NextKeyMarker"],
+                                     UploadIdMarker=page["NextUploadIdMarker"], Delimiter="/")
+    assert "Uploads" not in rest and [p["Prefix"] for p in rest["CommonPrefixes"]] == ["dir/"]
+    assert not rest["IsTruncated"]
+    under = s3.list_multipart_uploads(Bucket="uploads", Prefix="dir/")
+    assert [u["UploadId"] for u in under["Uploads"]] == [ids["dir/x"], ids["dir/y"]]
+
+
 def test_managed_transfer_uses_multipart(s3, tmp_path):
     s3.create_bucket(Bucket="xfer")
     src = tmp_path / "src.bin"
