@@ -3,6 +3,7 @@ objects, listings, ranges, multipart, presigned URLs, lifecycle, CORS, SigV4 err
 kill -9 during a stream of PUTs."""
 
 import concurrent.futures
+import datetime
 import hashlib
 import json
 import os
@@ -199,6 +200,19 @@ def test_ranged_gets(s3, up):
     assert error_of(s3.get_object, Bucket="ranges", Key="r", Range="bytes=2000-3000") == ("InvalidRange", 416)
 
 
+def test_conditional_gets(s3):
+    s3.create_bucket(Bucket="conds")
+    etag = s3.put_object(Bucket="conds", Key="k", Body=b"v1")["ETag"]
+    modified = s3.head_object(Bucket="conds", Key="k")["LastModified"]
+    assert s3.get_object(Bucket="conds", Key="k", IfMatch=etag)["Body"].read() == b"v1"
+    assert error_of(s3.get_object, Bucket="conds", Key="k", IfMatch='"nope"') == ("PreconditionFailed", 412)
+    assert error_of(s3.get_object, Bucket="conds", Key="k", IfNoneMatch=etag) == ("304", 304)
+    assert error_of(s3.head_object, Bucket="conds", Key="k", IfModifiedSince=modified) == ("304", 304)
+    assert error_of(s3.get_object, Bucket="conds", Key="k",
+                    IfUnmodifiedSince=modified - datetime.timedelta(seconds=1)) == ("PreconditionFailed", 412)
+    assert s3.get_object(Bucket="conds", Key="k", IfNoneMatch='"other"')["Body"].read() == b"v1"
+
+
 def test_multipart_20_mb(s3):
     s3.create_bucket(Bucket="multi")
     data = os.urandom(20 * MiB)
@@ -244,6 +258,19 @@ def test_multipart_20_mb(s3):
         == ("NoSuchUpload", 404)
 
 
+def test_list_multipart_uploads_pages(s3):
+    s3.create_bucket(Bucket="uploads")
+    ids = {k: s3.create_multipart_upload(Bucket="uploads", Key=k)["UploadId"] for k in ["a", "b", "dir/x", "dir/y"]}
+    page = s3.list_multipart_uploads(Bucket="uploads", MaxUploads=2)
+    assert [u["Key"] for u in page["Uploads"]] == ["a", "b"] and page["IsTruncated"]
+    rest = s3.list_multipart_uploads(Bucket="uploads", KeyMarker=page["NextKeyMarker"],
+                                     UploadIdMarker=page["NextUploadIdMarker"], Delimiter="/")
+    assert "Uploads" not in rest and [p["Prefix"] for p in rest["CommonPrefixes"]] == ["dir/"]
+    assert not rest["IsTruncated"]
+    under = s3.list_multipart_uploads(Bucket="uploads", Prefix="dir/")
+    assert [u["UploadId"] for u in under["Uploads"]] == [ids["dir/x"], ids["dir/y"]]
+
+
 def test_managed_transfer_uses_multipart(s3, tmp_path):
     s3.create_bucket(Bucket="xfer")
     src = tmp_path / "src.bin"
@@ -287,17 +314,49 @@ def curl_put(url, payload):
 
 def test_wrong_secret_is_signature_does_not_match(up):
     assert error_of(up.s3(secret="wrong-secret").list_buckets) == ("SignatureDoesNotMatch", 403)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        up.s3(secret="wrong-secret").list_buckets()
+    assert e.value.response["Error"]["Message"].startswith("The request signature we calculated does not match")
+    stranger = boto3.client("s3", endpoint_url=up.s3_endpoint, region_name=REGION,
+                            aws_access_key_id="AKIDUNKNOWN", aws_secret_access_key=SECRET_KEY)
+    assert error_of(stranger.list_buckets) == ("InvalidAccessKeyId", 403)
     assert error_of(up.s3(secret="wrong-secret").put_object, Bucket="some-bucket", Key="y", Body=b"z") \
         == ("SignatureDoesNotMatch", 403)
 
 
-def test_cors_configuration(s3):
+def headers_of(*args):
+    r = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", *args], capture_output=True, text=True, timeout=60)
+    lines = r.stdout.splitlines()
+    status = int(lines[0].split()[1])
+    return status, {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:] if ":" in l)}
+
+
+def test_cors_configuration(up, s3):
     s3.create_bucket(Bucket="web")
+    s3.put_object(Bucket="web", Key="page", Body=b"<p>")
+    url = f"{up.s3_endpoint}/web/upload.bin"
+    preflight = ["-X", "OPTIONS", "-H", "Origin: https://example.com", "-H", "Access-Control-Request-Method: PUT",
+                 "-H", "Access-Control-Request-Headers: content-type", url]
+    assert headers_of(*preflight)[0] == 403  # no configuration yet
     assert error_of(s3.get_bucket_cors, Bucket="web") == ("NoSuchCORSConfiguration", 404)
     rules = [{"AllowedMethods": ["GET", "PUT"], "AllowedOrigins": ["https://example.com"],
               "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3000}]
     s3.put_bucket_cors(Bucket="web", CORSConfiguration={"CORSRules": rules})
     assert s3.get_bucket_cors(Bucket="web")["CORSRules"] == rules
+    status, h = headers_of(*preflight)
+    assert status == 200
+    assert h["access-control-allow-origin"] == "https://example.com"
+    assert h["access-control-allow-methods"] == "GET, PUT"
+    assert h["access-control-allow-headers"] == "content-type"
+    assert h["access-control-max-age"] == "3000"
+    assert headers_of("-X", "OPTIONS", "-H", "Origin: https://evil.example", "-H",
+                      "Access-Control-Request-Method: PUT", url)[0] == 403
+    assert headers_of("-X", "OPTIONS", "-H", "Origin: https://example.com", "-H",
+                      "Access-Control-Request-Method: DELETE", url)[0] == 403
+    get_url = s3.generate_presigned_url("get_object", Params={"Bucket": "web", "Key": "page"})
+    status, h = headers_of("-H", "Origin: https://example.com", get_url)
+    assert status == 200 and h["access-control-allow-origin"] == "https://example.com"
+    assert h["access-control-expose-headers"] == "ETag"
     s3.delete_bucket_cors(Bucket="web")
     assert error_of(s3.get_bucket_cors, Bucket="web") == ("NoSuchCORSConfiguration", 404)
 

@@ -6,7 +6,7 @@ use s3s::{S3Response, S3Result};
 
 use crate::api_object::{receive, stored_metadata};
 use crate::error::StoreError;
-use crate::multipart::check_part_number;
+use crate::multipart::{UploadQuery, check_part_number, page_uploads};
 use crate::object::{self, ObjectMeta, StoredHeaders};
 use crate::service::{Service, blocking, timestamp};
 
@@ -141,31 +141,38 @@ pub(crate) async fn list_uploads(
     let uploads = blocking(move || store.uploads(&bucket)).await?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
-    let key_marker = input.key_marker.clone().unwrap_or_default();
-    let mut selected: Vec<_> = uploads
+    let page = page_uploads(
+        uploads,
+        &UploadQuery {
+            prefix: &prefix,
+            delimiter: input.delimiter.as_deref(),
+            key_marker: input.key_marker.as_deref().filter(|m| !m.is_empty()),
+            upload_id_marker: input.upload_id_marker.as_deref().filter(|m| !m.is_empty()),
+            max,
+        },
+    );
+    let (next_key, next_id) = match page.next {
+        Some((key, id)) => (Some(key), id),
+        None => (None, None),
+    };
+    let prefixes: Vec<CommonPrefix> = page
+        .prefixes
         .into_iter()
-        .filter(|u| u.key.starts_with(&prefix))
-        .filter(|u| key_marker.is_empty() || u.key > key_marker)
+        .map(|p| CommonPrefix { prefix: Some(p) })
         .collect();
-    let truncated = selected.len() > max;
-    selected.truncate(max);
-    let next_key = truncated
-        .then(|| selected.last().map(|u| u.key.clone()))
-        .flatten();
-    let next_id = truncated
-        .then(|| selected.last().map(|u| u.id.clone()))
-        .flatten();
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(input.bucket),
         prefix: Some(prefix),
         key_marker: input.key_marker,
         upload_id_marker: input.upload_id_marker,
         max_uploads: Some(max as i32),
-        is_truncated: Some(truncated),
+        is_truncated: Some(page.truncated),
+        delimiter: input.delimiter,
+        common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
         next_key_marker: next_key,
         next_upload_id_marker: next_id,
         uploads: Some(
-            selected
+            page.uploads
                 .into_iter()
                 .map(|u| MultipartUpload {
                     key: Some(u.key),

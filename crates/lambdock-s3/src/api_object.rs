@@ -6,6 +6,7 @@ use base64::Engine;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Response, S3Result};
 
+use crate::conditions::Conditions;
 use crate::error::StoreError;
 use crate::object::{self, ObjectMeta, StoredHeaders, Writer};
 use crate::service::{Service, blocking, timestamp};
@@ -74,6 +75,13 @@ pub(crate) async fn get_object(
     let store = svc.store.clone();
     let key = input.key;
     let (file, meta) = blocking(move || store.open_object(&bucket, &key)).await?;
+    Conditions {
+        if_match: input.if_match,
+        if_none_match: input.if_none_match,
+        if_modified_since: input.if_modified_since,
+        if_unmodified_since: input.if_unmodified_since,
+    }
+    .check(&meta)?;
     let (range, content_range) = match input.range {
         None => (0..meta.size, None),
         Some(r) => {
@@ -110,6 +118,13 @@ pub(crate) async fn head_object(
     let store = svc.store.clone();
     let key = input.key;
     let (_, meta) = blocking(move || store.open_object(&bucket, &key)).await?;
+    Conditions {
+        if_match: input.if_match,
+        if_none_match: input.if_none_match,
+        if_modified_since: input.if_modified_since,
+        if_unmodified_since: input.if_unmodified_since,
+    }
+    .check(&meta)?;
     let (length, content_range) = match input.range {
         None => (meta.size, None),
         Some(r) => {

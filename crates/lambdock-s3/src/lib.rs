@@ -7,6 +7,9 @@ mod api_list;
 mod api_multipart;
 mod api_object;
 pub mod args;
+pub mod auth;
+pub mod conditions;
+pub mod cors;
 pub mod error;
 pub mod lifecycle;
 pub mod listing;
@@ -16,4 +19,4 @@ mod server;
 pub mod service;
 pub mod store;
 
-pub use server::{S3Config, S3Error, serve};
+pub use server::{S3Config, S3Error, S3Server, serve};

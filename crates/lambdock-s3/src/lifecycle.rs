@@ -144,8 +144,9 @@ pub fn sweep(store: &Store, day: Duration) -> Result<(), StoreError> {
                 .collect()
         })?;
         for key in expired {
-            tracing::info!(bucket = %bucket.name, %key, "lifecycle expiration");
-            store.delete_object(&bucket, &key)?;
+            if store.delete_object_if(&bucket, &key, |m| object_expired(&rules, m, now, day))? {
+                tracing::info!(bucket = %bucket.name, %key, "lifecycle expiration");
+            }
         }
         for upload in store.uploads(&bucket)? {
             if upload_expired(&rules, &upload.key, upload.initiated_ms, now, day) {
@@ -256,6 +257,52 @@ mod tests {
         assert!(!upload_expired(&rules, "keep/x", 0, 10_000, DAY));
         // An abort rule does not expire objects.
         assert!(!object_expired(&rules, &meta("tmp/x", 0), 10_000, DAY));
+    }
+
+    #[tokio::test]
+    async fn sweep_deletes_only_expired_objects_and_uploads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.create_bucket("b").unwrap();
+        let b = store.bucket("b").unwrap();
+        for (key, at) in [
+            ("tmp/old", 0),
+            ("tmp/new", crate::object::now_ms()),
+            ("keep", 0),
+        ] {
+            let mut w = crate::object::Writer::create(store.tmp_dir())
+                .await
+                .unwrap();
+            w.write(b"x").await.unwrap();
+            let sealed = w.finish(meta(key, at)).await.unwrap();
+            store.commit(&b, sealed).unwrap();
+        }
+        let stale = store
+            .create_upload(&b, "tmp/upload", Default::default(), Default::default())
+            .unwrap();
+        let mut abort = rule("tmp/", 1);
+        abort.expiration = None;
+        abort.abort_incomplete_multipart_upload = Some(AbortIncompleteMultipartUpload {
+            days_after_initiation: Some(1),
+        });
+        let rules = vec![rule("tmp/", 1), abort];
+        store
+            .update_config(&b, |c| c.lifecycle = Some(rules))
+            .unwrap();
+        // One day is an hour here: only the object stamped at the epoch is that old, and the
+        // upload just started is not.
+        sweep(&store, Duration::from_secs(3600)).unwrap();
+        let keys = b
+            .with_objects(|o| o.keys().cloned().collect::<Vec<_>>())
+            .unwrap();
+        assert_eq!(keys, ["keep", "tmp/new"]);
+        assert_eq!(store.uploads(&b).unwrap().len(), 1);
+        sweep(&store, Duration::from_nanos(1)).unwrap();
+        assert!(store.upload(&b, &stale.id, None).is_err());
+        let keys = b
+            .with_objects(|o| o.keys().cloned().collect::<Vec<_>>())
+            .unwrap();
+        assert_eq!(keys, ["keep"]);
     }
 
     #[test]

@@ -65,6 +65,91 @@ pub fn check_part_number(number: i32) -> Result<(), StoreError> {
     }
 }
 
+/// What ListMultipartUploads asks for.
+#[derive(Debug, Default)]
+pub struct UploadQuery<'a> {
+    /// Only keys starting with this.
+    pub prefix: &'a str,
+    /// Roll keys up to the first delimiter after the prefix into common prefixes.
+    pub delimiter: Option<&'a str>,
+    /// Resume after this key (and, with `upload_id_marker`, after that upload of it).
+    pub key_marker: Option<&'a str>,
+    /// Resume after this upload of `key_marker`.
+    pub upload_id_marker: Option<&'a str>,
+    /// Maximum number of uploads plus common prefixes.
+    pub max: usize,
+}
+
+/// One page of uploads (sorted by key, then initiation) and common prefixes.
+#[derive(Debug, Default)]
+pub struct UploadPage {
+    /// The uploads.
+    pub uploads: Vec<Upload>,
+    /// The common prefixes.
+    pub prefixes: Vec<String>,
+    /// Whether more follow.
+    pub truncated: bool,
+    /// Where the next page resumes, when truncated: the last key or common prefix, and the
+    /// last upload's id if the page ended on an upload.
+    pub next: Option<(String, Option<String>)>,
+}
+
+/// Pages `uploads` (sorted as [`Store::uploads`] returns them) as S3 does.
+pub fn page_uploads(uploads: Vec<Upload>, q: &UploadQuery<'_>) -> UploadPage {
+    let mut page = UploadPage::default();
+    // With an upload-id marker, the uploads of the marker key up to that one are skipped.
+    let mut skipping_id = q.upload_id_marker.filter(|_| q.key_marker.is_some());
+    for u in uploads {
+        if !u.key.starts_with(q.prefix) {
+            continue;
+        }
+        if let Some(marker) = q.key_marker {
+            match skipping_id {
+                Some(id) if u.key == marker => {
+                    if u.id == id {
+                        skipping_id = None;
+                    }
+                    continue;
+                }
+                _ if u.key.as_str() < marker
+                    || (u.key == marker && q.upload_id_marker.is_none()) =>
+                {
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        let prefix = q.delimiter.filter(|d| !d.is_empty()).and_then(|d| {
+            u.key[q.prefix.len()..]
+                .find(d)
+                .map(|i| u.key[..q.prefix.len() + i + d.len()].to_string())
+        });
+        if let Some(p) = &prefix
+            && (page.prefixes.last() == Some(p) || q.key_marker.is_some_and(|m| p.as_str() <= m))
+        {
+            continue;
+        }
+        if page.uploads.len() + page.prefixes.len() == q.max {
+            page.truncated = true;
+            break;
+        }
+        match prefix {
+            Some(p) => {
+                page.next = Some((p.clone(), None));
+                page.prefixes.push(p);
+            }
+            None => {
+                page.next = Some((u.key.clone(), Some(u.id.clone())));
+                page.uploads.push(u);
+            }
+        }
+    }
+    if !page.truncated {
+        page.next = None;
+    }
+    page
+}
+
 impl Store {
     /// Starts a multipart upload.
     pub fn create_upload(
@@ -290,6 +375,61 @@ mod tests {
             store.upload(&b, &u.id, None),
             Err(StoreError::NoSuchUpload)
         ));
+    }
+
+    #[test]
+    fn upload_listing_pages_by_key_and_upload_id() {
+        let up = |key: &str, id: &str| Upload {
+            id: id.into(),
+            key: key.into(),
+            initiated_ms: 0,
+            headers: StoredHeaders::default(),
+            metadata: Default::default(),
+        };
+        let all = vec![
+            up("a", "1"),
+            up("a", "2"),
+            up("b", "3"),
+            up("d/x", "4"),
+            up("d/y", "5"),
+        ];
+        let page = page_uploads(
+            all.clone(),
+            &UploadQuery {
+                max: 2,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            page.uploads.iter().map(|u| &u.id[..]).collect::<Vec<_>>(),
+            ["1", "2"]
+        );
+        assert!(page.truncated);
+        let page = page_uploads(
+            all.clone(),
+            &UploadQuery {
+                key_marker: Some("a"),
+                upload_id_marker: Some("1"),
+                delimiter: Some("/"),
+                max: 10,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            page.uploads.iter().map(|u| &u.id[..]).collect::<Vec<_>>(),
+            ["2", "3"]
+        );
+        assert_eq!(page.prefixes, ["d/"]);
+        assert!(!page.truncated);
+        let page = page_uploads(
+            all,
+            &UploadQuery {
+                key_marker: Some("a"),
+                max: 10,
+                ..Default::default()
+            },
+        );
+        assert_eq!(page.uploads.len(), 3);
     }
 
     #[tokio::test]

@@ -10,10 +10,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
+use crate::auth::{PlatformAuth, with_default_message};
 use crate::service::Service;
 use crate::store::Store;
 
@@ -86,71 +86,141 @@ fn strip_signature<B>(req: &mut http::Request<B>) {
     }
 }
 
-/// Serves S3 on `listener` until `shutdown` completes, then lets in-flight requests finish
-/// (up to 30 s).
+/// An opened store with its S3 service, ready to serve.
+pub struct S3Server {
+    store: Arc<Store>,
+    s3: s3s::service::S3Service,
+    verify: bool,
+    cfg: S3Config,
+}
+
+impl S3Server {
+    /// Opens the store under `<data_dir>/s3` (removing interrupted writes, loading the index).
+    pub async fn open(cfg: S3Config) -> Result<Self, S3Error> {
+        let root = cfg.data_dir.join("s3");
+        let path = root.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&path))
+            .await?
+            .map_err(|source| S3Error::Open { path: root, source })?;
+        let store = Arc::new(store);
+        let mut builder = S3ServiceBuilder::new(Service::new(store.clone(), cfg.region.clone()));
+        let verify = cfg.credentials.is_some();
+        if let Some((access_key, secret_key)) = &cfg.credentials {
+            builder.set_auth(PlatformAuth::new(access_key.clone(), secret_key.clone()));
+        }
+        Ok(Self {
+            store,
+            s3: builder.build(),
+            verify,
+            cfg,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then lets in-flight requests finish
+    /// (up to 30 s). The lifecycle sweeper runs meanwhile.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let Self {
+            store,
+            s3,
+            verify,
+            cfg,
+        } = self;
+        let sweeper = tokio::spawn(crate::lifecycle::run(
+            store.clone(),
+            cfg.lifecycle_day,
+            cfg.sweep_interval,
+        ));
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let stream = match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "S3 accept failed");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let (s3, store) = (s3.clone(), store.clone());
+                    let service = service_fn(move |mut req: http::Request<Incoming>| {
+                        let (s3, store) = (s3.clone(), store.clone());
+                        async move {
+                            if crate::cors::is_preflight(&req) {
+                                return Ok(crate::cors::preflight(&store, &req));
+                            }
+                            if !verify {
+                                strip_signature(&mut req);
+                            }
+                            let cross_origin = crate::cors::CrossOrigin::of(&req);
+                            let mut resp = hyper::service::Service::call(&s3, req).await?;
+                            if resp.status().is_client_error()
+                                && let Some(fixed) =
+                                    resp.body().bytes().as_ref().and_then(with_default_message)
+                            {
+                                resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+                                *resp.body_mut() = s3s::Body::from(fixed);
+                            }
+                            if let Some(c) = cross_origin {
+                                c.decorate(&store, resp.headers_mut());
+                            }
+                            Ok::<_, s3s::HttpError>(resp)
+                        }
+                    });
+                    let conn = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "S3 connection ended with an error");
+                        }
+                    });
+                }
+                _ = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        sweeper.abort();
+        if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("S3 requests did not finish in time");
+        }
+    }
+}
+
+/// Opens the store and serves S3 on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     cfg: S3Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), S3Error> {
-    let root = cfg.data_dir.join("s3");
-    let path = root.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&path))
-        .await?
-        .map_err(|source| S3Error::Open { path: root, source })?;
-    let store = Arc::new(store);
-    let mut builder = S3ServiceBuilder::new(Service::new(store.clone(), cfg.region.clone()));
-    let verify = cfg.credentials.is_some();
-    if let Some((access_key, secret_key)) = cfg.credentials {
-        builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
-    }
-    let s3 = builder.build();
-    let sweeper = tokio::spawn(crate::lifecycle::run(
-        store,
-        cfg.lifecycle_day,
-        cfg.sweep_interval,
-    ));
-
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "S3 accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let s3 = s3.clone();
-                let service = service_fn(move |mut req: http::Request<Incoming>| {
-                    if !verify {
-                        strip_signature(&mut req);
-                    }
-                    hyper::service::Service::call(&s3, req)
-                });
-                let conn = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "S3 connection ended with an error");
-                    }
-                });
-            }
-            _ = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    sweeper.abort();
-    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("S3 requests did not finish in time");
-    }
+    S3Server::open(cfg).await?.serve(listener, shutdown).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_stripped_and_other_parameters_kept() {
+        let mut req = http::Request::get(
+            "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&partNumber=1&X-Amz-Signature=ab&uploadId=u",
+        )
+        .header("authorization", "AWS4-HMAC-SHA256 ...")
+        .body(())
+        .unwrap();
+        strip_signature(&mut req);
+        assert_eq!(req.uri(), "/b/k?partNumber=1&uploadId=u");
+        assert!(req.headers().get("authorization").is_none());
+        let mut req = http::Request::get("/b/k?AWSAccessKeyId=x&Signature=y&Expires=1")
+            .body(())
+            .unwrap();
+        strip_signature(&mut req);
+        assert_eq!(req.uri(), "/b/k");
+    }
 }

@@ -268,16 +268,31 @@ impl Store {
 
     /// Deletes an object; deleting a missing key succeeds, as in S3.
     pub fn delete_object(&self, bucket: &Bucket, key: &str) -> Result<(), StoreError> {
+        self.delete_object_if(bucket, key, |_| true).map(|_| ())
+    }
+
+    /// Deletes an object if its current version satisfies `pred` (checked under the index
+    /// lock, so an overwrite racing with the decision is never deleted). Returns whether it was.
+    pub fn delete_object_if(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        pred: impl FnOnce(&ObjectMeta) -> bool,
+    ) -> Result<bool, StoreError> {
         {
             let mut objects = bucket.objects.write().map_err(lock_err)?;
+            if objects.get(key).is_some_and(|m| !pred(m)) {
+                return Ok(false);
+            }
             match std::fs::remove_file(bucket.object_path(key)) {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(e.into()),
             }
             objects.remove(key);
         }
-        object::sync_dir(&bucket.objects_dir())
+        object::sync_dir(&bucket.objects_dir())?;
+        Ok(true)
     }
 
     /// Moves a directory out of the way atomically, then removes it.

@@ -3,8 +3,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use lambdock_s3::S3Config;
 use lambdock_s3::args::S3Args;
+use lambdock_s3::{S3Config, S3Server};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -41,16 +41,11 @@ impl S3 {
             lifecycle_day: args.lifecycle_day(),
             sweep_interval: args.sweep_interval(),
         };
+        let server = S3Server::open(cfg).await?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            if let Err(e) = lambdock_s3::serve(listener, cfg, shutdown).await {
-                tracing::error!(error = %e, "the embedded S3 stopped");
-                eprintln!("lambdock: embedded S3: {e}");
-            }
-        });
+        let task = tokio::spawn(server.serve(listener, async {
+            let _ = stopped.await;
+        }));
         Ok(Self {
             endpoint: format!("http://{addr}"),
             running: Some((stop, task)),
