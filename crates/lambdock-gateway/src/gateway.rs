@@ -55,6 +55,8 @@ pub struct GatewayConfig {
     pub max_async_request: usize,
     /// Circuit breaker settings.
     pub breaker: BreakerConfig,
+    /// Where a deployment received over the API is kept, so a restart serves it again.
+    pub deployment_file: Option<std::path::PathBuf>,
 }
 
 /// Error types after which a worker is not reused: its sandbox was reset or is suspect.
@@ -91,6 +93,8 @@ pub struct Gateway {
     queue: Option<Arc<Queue>>,
     /// Metrics.
     pub metrics: Metrics,
+    /// The schedules' state as the scheduler (lambdock-schedule) last published it.
+    schedules: RwLock<serde_json::Value>,
 }
 
 type Body = Full<Bytes>;
@@ -130,6 +134,20 @@ fn json_response(status: StatusCode, body: String, request_id: &str) -> Response
         resp.headers_mut().insert("x-amzn-requestid", v);
     }
     resp
+}
+
+/// Replaces `path` with `data` so that a crash leaves the old or the new file, never a part.
+fn write_durably(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Percent-decodes a path segment once (the function name of an ARN arrives encoded).
@@ -173,7 +191,13 @@ impl Gateway {
             http,
             verifier,
             metrics: Metrics::default(),
+            schedules: RwLock::new(serde_json::Value::Array(Vec::new())),
         }
+    }
+
+    /// Replaces what `GET /lambdock/v1/schedules` shows (the scheduler calls it on each change).
+    pub fn publish_schedules(&self, schedules: serde_json::Value) {
+        *self.schedules.write().unwrap_or_else(|e| e.into_inner()) = schedules;
     }
 
     /// The deployment being served.
@@ -215,6 +239,43 @@ impl Gateway {
             self.pools.provision(f).await?;
         }
         Ok(())
+    }
+
+    /// Checks, persists and switches to a deployment sent over the API. Nothing changes when
+    /// it is refused.
+    async fn accept_deployment(&self, body: &[u8]) -> Result<Manifest, LambdaError> {
+        let origin = std::path::Path::new("deployment");
+        // Paths in a deployment are the gateway machine's own: relative ones mean nothing.
+        let manifest = Manifest::parse(body, origin, std::path::Path::new("/"))
+            .map_err(|e| LambdaError::InvalidParameterValue(e.to_string()))?;
+        for (name, f) in &manifest.functions {
+            let dirs = match &f.code {
+                lambdock_template::manifest::Code::Dir(d) => vec![d],
+                lambdock_template::manifest::Code::Image(_) => vec![],
+            };
+            for dir in dirs.into_iter().chain(&f.layers) {
+                if !dir.is_dir() {
+                    return Err(LambdaError::InvalidParameterValue(format!(
+                        "function {name}: {} is not a directory on the gateway's machine",
+                        dir.display()
+                    )));
+                }
+            }
+        }
+        if let Some(file) = self.cfg.deployment_file.clone() {
+            let text = serde_json::to_vec_pretty(&manifest)
+                .map_err(|e| LambdaError::Service(e.to_string()))?;
+            tokio::task::spawn_blocking(move || write_durably(&file, &text))
+                .await
+                .map_err(|e| LambdaError::Service(e.to_string()))?
+                .map_err(|e| LambdaError::Service(format!("saving the deployment: {e}")))?;
+        }
+        self.deploy(&manifest, false).await?;
+        tracing::info!(
+            functions = manifest.functions.len(),
+            "deployed a manifest received over the API"
+        );
+        Ok(manifest)
     }
 
     /// One janitor pass: idle pruning and orphan reconciliation.
@@ -348,12 +409,45 @@ impl Gateway {
                 let v = management::list_versions(&registry, &r.function, &deployed_at);
                 Ok(json_response(StatusCode::OK, v.to_string(), request_id))
             }
+            // Lambdock's own: the deployment (`lambdock deploy` hands its manifest over here).
+            (&Method::GET, ["lambdock", "v1", "deployment"]) => Ok(json_response(
+                StatusCode::OK,
+                serde_json::to_string(&*registry.manifest)
+                    .map_err(|e| LambdaError::Service(e.to_string()))?,
+                request_id,
+            )),
+            (&Method::PUT, ["lambdock", "v1", "deployment"]) => {
+                let manifest = self.accept_deployment(&body).await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    serde_json::json!({
+                        "Functions": manifest.functions.len(),
+                        "Routes": manifest.routes.len(),
+                        "Schedules": manifest.schedules.len(),
+                    })
+                    .to_string(),
+                    request_id,
+                ))
+            }
             // Lambdock's own: the workers behind the pools (`lambdock ps`).
             (&Method::GET, ["lambdock", "v1", "workers"]) => {
                 let workers = self.pools.workers().await?;
                 Ok(json_response(
                     StatusCode::OK,
                     serde_json::json!({"Workers": workers}).to_string(),
+                    request_id,
+                ))
+            }
+            // Lambdock's own: the schedules, next and last runs (`lambdock schedules`).
+            (&Method::GET, ["lambdock", "v1", "schedules"]) => {
+                let schedules = self
+                    .schedules
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                Ok(json_response(
+                    StatusCode::OK,
+                    serde_json::json!({"Schedules": schedules}).to_string(),
                     request_id,
                 ))
             }

@@ -19,6 +19,13 @@ pub struct FunctionLabel {
     pub function: String,
 }
 
+/// The `schedule` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScheduleLabel {
+    /// Schedule name.
+    pub schedule: String,
+}
+
 /// Every metric of the gateway.
 pub struct Metrics {
     registry: Registry,
@@ -31,6 +38,7 @@ pub struct Metrics {
     idle: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
     concurrency_cap: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
     circuit: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
+    schedule_fires: Family<ScheduleLabel, Counter<u64, AtomicU64>>,
     concurrent: Family<FunctionLabel, Gauge<i64, AtomicI64>>,
     queue_depth: Gauge<i64, AtomicI64>,
     queue_oldest: Gauge<f64, AtomicU64>,
@@ -55,6 +63,7 @@ impl Default for Metrics {
             idle: Family::default(),
             concurrency_cap: Family::default(),
             circuit: Family::default(),
+            schedule_fires: Family::default(),
             concurrent: Family::default(),
             queue_depth: Gauge::default(),
             queue_oldest: Gauge::default(),
@@ -116,6 +125,11 @@ impl Default for Metrics {
             "Circuit breaker per function: 0 closed, 1 open, 2 half-open",
             m.circuit.clone(),
         );
+        registry.register(
+            "schedule_fires",
+            "Fires of each schedule (each an Event invocation)",
+            m.schedule_fires.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -143,6 +157,15 @@ impl Metrics {
         self.throttles
             .get_or_create(&FunctionLabel {
                 function: function.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records a fire of a schedule.
+    pub fn schedule_fire(&self, schedule: &str) {
+        self.schedule_fires
+            .get_or_create(&ScheduleLabel {
+                schedule: schedule.to_string(),
             })
             .inc();
     }

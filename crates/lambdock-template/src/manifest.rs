@@ -77,7 +77,7 @@ pub struct Api {
     /// REST's `BinaryMediaTypes` (`image/png`, `image/*`, `*/*`): request bodies of these
     /// content types reach the function base64-encoded, and base64 results are decoded for
     /// callers accepting them.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub binary_media_types: Vec<String>,
 }
 
@@ -418,24 +418,42 @@ pub fn valid_function_name(name: &str) -> bool {
 }
 
 impl Manifest {
+    /// A deployment with nothing in it.
+    pub fn empty() -> Manifest {
+        Manifest {
+            schema_version: SCHEMA_VERSION,
+            functions: BTreeMap::new(),
+            apis: BTreeMap::new(),
+            routes: Vec::new(),
+            schedules: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+            tables: BTreeMap::new(),
+        }
+    }
+
     /// Reads a manifest file and resolves its relative paths.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         let text = std::fs::read(path).map_err(|source| ManifestError::Read {
             path: path.into(),
             source,
         })?;
+        Manifest::parse(&text, path, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Parses and validates a manifest; `origin` names it in errors and relative code and layer
+    /// paths are resolved against `base`.
+    pub fn parse(text: &[u8], origin: &Path, base: &Path) -> Result<Manifest, ManifestError> {
         let mut manifest: Manifest =
-            serde_json::from_slice(&text).map_err(|source| ManifestError::Parse {
-                path: path.into(),
+            serde_json::from_slice(text).map_err(|source| ManifestError::Parse {
+                path: origin.into(),
                 source,
             })?;
         if manifest.schema_version > SCHEMA_VERSION {
             return Err(ManifestError::TooNew {
-                path: path.into(),
+                path: origin.into(),
                 found: manifest.schema_version,
             });
         }
-        let base = path.parent().unwrap_or(Path::new("."));
         for function in manifest.functions.values_mut() {
             if let Code::Dir(dir) = &mut function.code
                 && dir.is_relative()

@@ -1,4 +1,4 @@
-//! `lambdock invoke` and `lambdock ps`: small SigV4-signing clients of the AWS endpoint.
+//! `lambdock invoke`, `lambdock ps` and `lambdock schedules`: small SigV4-signing clients of the AWS endpoint.
 
 use std::time::SystemTime;
 
@@ -20,10 +20,10 @@ pub struct Endpoint {
         env = "LAMBDOCK_ENDPOINT",
         default_value = "http://127.0.0.1:3001"
     )]
-    endpoint: String,
+    pub(crate) endpoint: String,
     /// Access key.
     #[arg(long, env = "AWS_ACCESS_KEY_ID", default_value = "lambdock")]
-    access_key: String,
+    pub(crate) access_key: String,
     /// Secret key.
     #[arg(
         long,
@@ -31,10 +31,10 @@ pub struct Endpoint {
         default_value = "lambdock-secret",
         hide_env_values = true
     )]
-    secret_key: String,
+    pub(crate) secret_key: String,
     /// Region.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
-    region: String,
+    pub(crate) region: String,
 }
 
 /// Options of `lambdock invoke`.
@@ -58,7 +58,8 @@ pub struct InvokeArgs {
     endpoint: Endpoint,
 }
 
-async fn call(
+/// One SigV4-signed request to the gateway, its answer read whole.
+pub(crate) async fn call(
     endpoint: &Endpoint,
     method: http::Method,
     path: &str,
@@ -156,16 +157,9 @@ pub async fn invoke(args: InvokeArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs `lambdock ps`: workers per function, state, age, memory.
-pub async fn ps(endpoint: Endpoint) -> Result<(), Error> {
-    let resp = call(
-        &endpoint,
-        http::Method::GET,
-        "/lambdock/v1/workers",
-        Bytes::new(),
-        &[],
-    )
-    .await?;
+/// GETs one of Lambdock's own JSON resources.
+async fn get_json(endpoint: &Endpoint, path: &str) -> Result<serde_json::Value, Error> {
+    let resp = call(endpoint, http::Method::GET, path, Bytes::new(), &[]).await?;
     if !resp.status().is_success() {
         return Err(format!(
             "{}: {}",
@@ -174,7 +168,12 @@ pub async fn ps(endpoint: Endpoint) -> Result<(), Error> {
         )
         .into());
     }
-    let v: serde_json::Value = serde_json::from_slice(resp.body())?;
+    Ok(serde_json::from_slice(resp.body())?)
+}
+
+/// Runs `lambdock ps`: workers per function, state, age, memory.
+pub async fn ps(endpoint: Endpoint) -> Result<(), Error> {
+    let v = get_json(&endpoint, "/lambdock/v1/workers").await?;
     let mut workers = v["Workers"].as_array().cloned().unwrap_or_default();
     workers.sort_by_key(|w| {
         (
@@ -205,6 +204,36 @@ pub async fn ps(endpoint: Endpoint) -> Result<(), Error> {
             w["age_seconds"].as_i64().unwrap_or(0),
             memory,
             w["invoke_address"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// Runs `lambdock schedules`: each schedule, its expression and time zone, whether it is
+/// enabled, its next run and its last run with what became of it.
+pub async fn schedules(endpoint: Endpoint) -> Result<(), Error> {
+    let v = get_json(&endpoint, "/lambdock/v1/schedules").await?;
+    println!(
+        "{:<24} {:<20} {:<28} {:<16} {:<7} {:<20} {:<20} {:>5}  LAST RESULT",
+        "NAME", "FUNCTION", "EXPRESSION", "TIMEZONE", "ENABLED", "NEXT RUN", "LAST RUN", "FIRES"
+    );
+    let s = |x: &serde_json::Value| x.as_str().unwrap_or("-").to_string();
+    for sch in v["Schedules"].as_array().into_iter().flatten() {
+        let result = match sch["Error"].as_str() {
+            Some(e) => format!("invalid: {e}"),
+            None => s(&sch["LastResult"]),
+        };
+        println!(
+            "{:<24} {:<20} {:<28} {:<16} {:<7} {:<20} {:<20} {:>5}  {}",
+            s(&sch["Name"]),
+            s(&sch["Function"]),
+            s(&sch["Expression"]),
+            s(&sch["Timezone"]),
+            sch["Enabled"].as_bool().unwrap_or(false),
+            s(&sch["NextRun"]),
+            s(&sch["LastRun"]),
+            sch["Fires"].as_u64().unwrap_or(0),
+            result
         );
     }
     Ok(())

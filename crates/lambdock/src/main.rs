@@ -2,8 +2,11 @@
 
 mod agent;
 mod apigw;
+mod build;
+mod cargo_build;
 mod client;
 mod config;
+mod deploy;
 mod up;
 
 use std::process::ExitCode;
@@ -29,12 +32,18 @@ enum Command {
     Agent(Box<agent::AgentArgs>),
     /// Run the whole platform on this machine: the gateway and an agent with the process backend.
     Up(Box<up::UpArgs>),
+    /// Compile a SAM template into code bundles and a manifest (like `sam build`).
+    Build(Box<build::BuildArgs>),
+    /// Build a SAM template, create its buckets and tables, and switch the gateway to it.
+    Deploy(Box<deploy::DeployArgs>),
     /// Run a gateway over an agent.
     Gateway(Box<up::GatewayOnlyArgs>),
     /// Invoke a function through the gateway (SigV4-signed).
     Invoke(Box<client::InvokeArgs>),
     /// List the gateway's workers: function, state, age, memory.
     Ps(Box<client::Endpoint>),
+    /// List the schedules: expression, time zone, enabled, next and last run.
+    Schedules(Box<client::Endpoint>),
     /// Print the version.
     Version,
 }
@@ -65,11 +74,20 @@ fn main() -> ExitCode {
             println!("lambdock {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Build(args) => match build::run(*args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lambdock build: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Agent(args) => block_on("agent", cli.threads, agent::run(*args)),
         Command::Up(args) => block_on("up", cli.threads, up::up(*args)),
         Command::Gateway(args) => block_on("gateway", cli.threads, up::gateway(*args)),
+        Command::Deploy(args) => block_on("deploy", 1, deploy::deploy(*args)),
         Command::Invoke(args) => block_on("invoke", 1, client::invoke(*args)),
         Command::Ps(args) => block_on("ps", 1, client::ps(*args)),
+        Command::Schedules(args) => block_on("schedules", 1, client::schedules(*args)),
     }
 }
 

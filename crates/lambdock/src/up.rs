@@ -27,9 +27,10 @@ use tonic::transport::Channel;
 /// The gateway's options, shared by `up` and `gateway`.
 #[derive(Args, Debug)]
 pub struct GatewayArgs {
-    /// Deployment manifest (JSON) to serve.
+    /// Deployment manifest (JSON) to serve, reloaded when it changes; without one the gateway
+    /// serves the last deployment it received (`lambdock deploy`).
     #[arg(long, short = 'm', env = "LAMBDOCK_MANIFEST")]
-    manifest: PathBuf,
+    manifest: Option<PathBuf>,
     /// Address the endpoints listen on.
     #[arg(long, env = "LAMBDOCK_HOST", default_value = "127.0.0.1")]
     host: IpAddr,
@@ -82,6 +83,8 @@ pub struct GatewayArgs {
     max_async_payload: usize,
     #[command(flatten)]
     api: crate::apigw::ApiArgs,
+    #[command(flatten)]
+    schedule: lambdock_schedule::ScheduleArgs,
 }
 
 /// Options of `lambdock up`.
@@ -176,7 +179,12 @@ async fn run_gateway(
     owner: String,
     stop_workers: bool,
 ) -> Result<(), Error> {
-    let manifest = Manifest::load(&g.manifest)?;
+    let deployment_file = g.data_dir.join("deployment.json");
+    let manifest = match &g.manifest {
+        Some(path) => Manifest::load(path)?,
+        None if deployment_file.exists() => Manifest::load(&deployment_file)?,
+        None => Manifest::empty(),
+    };
     let credentials =
         (!g.no_auth).then(|| HashMap::from([(g.access_key.clone(), g.secret_key.clone())]));
     let aws = SocketAddr::new(g.host, g.aws_port);
@@ -217,6 +225,7 @@ async fn run_gateway(
                 threshold: g.breaker_threshold,
                 recovery: Duration::from_secs_f64(g.breaker_recovery),
             },
+            deployment_file: Some(deployment_file),
         },
         &manifest,
         pools,
@@ -267,19 +276,26 @@ async fn run_gateway(
             ..AsyncConfig::default()
         },
     ));
+    let scheduler = tokio::spawn(lambdock_schedule::run(
+        gateway.clone(),
+        g.schedule.config(),
+        crate::terminated(),
+    ));
     let janitor_gateway = gateway.clone();
     let manifest_path = g.manifest.clone();
     let janitor = tokio::spawn(async move {
         let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let mut seen = modified(&manifest_path);
+        let mut seen = manifest_path.as_ref().and_then(modified);
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             // Hot reload: a changed manifest is deployed; a broken one is refused and the
             // running deployment stays.
-            let now = modified(&manifest_path);
-            if now != seen {
+            let now = manifest_path.as_ref().and_then(modified);
+            if let Some(manifest_path) = &manifest_path
+                && now != seen
+            {
                 seen = now;
-                match Manifest::load(&manifest_path) {
+                match Manifest::load(manifest_path) {
                     Ok(m) => match janitor_gateway.deploy(&m, false).await {
                         Ok(()) => {
                             tracing::info!(manifest = %manifest_path.display(), "deployed the changed manifest")
@@ -301,6 +317,7 @@ async fn run_gateway(
         .await;
     let _ = api_task.await;
     janitor.abort();
+    scheduler.abort();
     // Undelivered events stay on disk and are delivered at the next start.
     dispatcher.abort();
     gateway.pools.drain().await;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use lambdock_template::runtimes::{PROVIDED, PYTHON_VERSIONS};
 use serde::Deserialize;
 
 use super::BackendError;
@@ -49,13 +50,11 @@ pub struct RuntimeTable {
     checked: Mutex<BTreeMap<PathBuf, Result<(), String>>>,
 }
 
-const PYTHON_VERSIONS: [&str; 7] = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14"];
-
 impl RuntimeTable {
     /// The default table, with `python` as the interpreter of every `python3.x`.
     pub fn new(python: &Path) -> Self {
         let mut entries = BTreeMap::new();
-        for name in ["provided", "provided.al2", "provided.al2023"] {
+        for name in PROVIDED {
             entries.insert(
                 name.to_string(),
                 RuntimeEntry::Bootstrap { bootstrap: true },
