@@ -50,9 +50,10 @@ class Up:
     """A running `lambdock up`."""
 
     def __init__(self, manifest_path: Path, data_dir: Path, *flags: str):
-        self.port, self.api_port = free_port(), free_port()
+        self.port, self.s3_port, self.api_port = free_port(), free_port(), free_port()
         self.manifest_path, self.data_dir, self.flags = manifest_path, data_dir, flags
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.s3_endpoint = f"http://127.0.0.1:{self.s3_port}"
         self.output = []
         self.start()
 
@@ -62,15 +63,20 @@ class Up:
         for attempt in range(5):
             if self._try_start():
                 return
-            self.port, self.api_port = free_port(), free_port()
+            self.port, self.s3_port, self.api_port = free_port(), free_port(), free_port()
             self.endpoint = f"http://127.0.0.1:{self.port}"
+            self.s3_endpoint = f"http://127.0.0.1:{self.s3_port}"
         raise RuntimeError("lambdock up did not start:\n" + "".join(self.output))
 
     def _try_start(self):
+        # The embedded DynamoDB gets a free port too, so that several `up`s can run at once.
+        self.dynamodb_port = free_port()
+        self.dynamodb = f"http://127.0.0.1:{self.dynamodb_port}"
         self.proc = subprocess.Popen(
             [str(LAMBDOCK), "up", "--manifest", str(self.manifest_path), "--aws-port", str(self.port),
-             "--api-port", str(self.api_port),
-             "--data-dir", str(self.data_dir), "--python", str(REPO / ".venv/bin/python"), *self.flags],
+             "--data-dir", str(self.data_dir), "--python", str(REPO / ".venv/bin/python"),
+             "--s3-port", str(self.s3_port), "--dynamodb-port", str(self.dynamodb_port),
+             "--api-port", str(self.api_port), *self.flags],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         ready = threading.Event()
@@ -97,6 +103,14 @@ class Up:
             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=secret,
             config=botocore.config.Config(retries={"max_attempts": retries, "mode": "standard"},
                                           read_timeout=read_timeout, connect_timeout=5),
+        )
+
+    def s3(self, secret=SECRET_KEY):
+        return boto3.client(
+            "s3", endpoint_url=self.s3_endpoint, region_name=REGION,
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=secret,
+            config=botocore.config.Config(retries={"max_attempts": 0, "mode": "standard"},
+                                          s3={"addressing_style": "path"}),
         )
 
     def metrics(self) -> str:

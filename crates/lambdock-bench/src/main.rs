@@ -13,7 +13,9 @@ use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 
 mod agent;
+mod dynamodb;
 mod gateway;
+mod s3;
 
 #[derive(Parser)]
 #[command(
@@ -44,9 +46,18 @@ struct Args {
     /// Worker creations per function on the agent.
     #[arg(long, default_value_t = 50)]
     creations: usize,
+    /// Requests per 1 KB S3 row (a tenth of them per 1 MB row).
+    #[arg(long, default_value_t = 2000)]
+    s3_requests: usize,
+    /// Concurrent S3 clients.
+    #[arg(long, default_value_t = 8)]
+    s3_clients: usize,
     /// Which parts to measure.
-    #[arg(long, value_enum, default_values_t = [Part::Rie, Part::Agent, Part::Gateway])]
+    #[arg(long, value_enum, default_values_t = [Part::Rie, Part::Agent, Part::Gateway, Part::S3, Part::Dynamodb])]
     only: Vec<Part>,
+    /// Requests per DynamoDB figure.
+    #[arg(long, default_value_t = 2000)]
+    dynamodb_requests: usize,
 }
 
 /// A part of the benchmark.
@@ -58,6 +69,10 @@ enum Part {
     Agent,
     /// Warm invocations through the gateway.
     Gateway,
+    /// S3 PUT/GET against the embedded S3 and moto.
+    S3,
+    /// The embedded DynamoDB against moto server.
+    Dynamodb,
 }
 
 pub(crate) struct Emulator {
@@ -187,6 +202,7 @@ pub(crate) fn ratio(ours: f64, theirs: f64) -> String {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let args = Args::parse();
+    let needs_functions = args.only.iter().any(|p| *p != Part::Dynamodb);
     for (what, path) in [
         ("lambdock-rie", &args.rie),
         ("AWS RIE", &args.aws_rie),
@@ -194,7 +210,7 @@ async fn main() -> Result<(), Error> {
         ("lambdock", &args.lambdock),
         ("python", &args.python),
     ] {
-        if !path.is_file() {
+        if needs_functions && !path.is_file() {
             return Err(
                 format!("{what} not found at {} (run `make bench`)", path.display()).into(),
             );
@@ -225,6 +241,19 @@ async fn main() -> Result<(), Error> {
             args.invokes,
         )
         .await?;
+    }
+    if args.only.contains(&Part::S3) {
+        s3::run(
+            &args.lambdock,
+            &args.rie,
+            &args.python,
+            args.s3_requests,
+            args.s3_clients,
+        )
+        .await?;
+    }
+    if args.only.contains(&Part::Dynamodb) {
+        dynamodb::run(&args.python, args.dynamodb_requests).await?;
     }
     Ok(())
 }

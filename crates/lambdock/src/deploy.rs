@@ -68,6 +68,15 @@ pub fn prepare(
     cargo_profile: &str,
 ) -> Result<Manifest, Box<dyn Error>> {
     let mut compiled = template.compile()?;
+    for (name, schedule) in &compiled.manifest.schedules {
+        lambdock_schedule::check(schedule).map_err(|e| {
+            format!(
+                "{}: schedule {name} of function {}: {e}",
+                template.template.display(),
+                schedule.function
+            )
+        })?;
+    }
     crate::cargo_build::run(&mut compiled, build_dir, cargo_profile)?;
     eprintln!(
         "Bundling {} function(s) into {}",

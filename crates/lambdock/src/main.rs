@@ -7,6 +7,8 @@ mod cargo_build;
 mod client;
 mod config;
 mod deploy;
+mod dynamodb;
+mod s3;
 mod up;
 
 use std::process::ExitCode;

@@ -82,9 +82,9 @@ pub struct GatewayArgs {
     #[arg(long, env = "LAMBDOCK_MAX_ASYNC_PAYLOAD", default_value_t = 1024 * 1024)]
     max_async_payload: usize,
     #[command(flatten)]
-    api: crate::apigw::ApiArgs,
-    #[command(flatten)]
     schedule: lambdock_schedule::ScheduleArgs,
+    #[command(flatten)]
+    api: crate::apigw::ApiArgs,
 }
 
 /// Options of `lambdock up`.
@@ -101,6 +101,10 @@ pub struct UpArgs {
     /// Run workers as plain processes even as root.
     #[arg(long)]
     no_isolation: bool,
+    #[command(flatten)]
+    s3: lambdock_s3::args::S3Args,
+    #[command(flatten)]
+    dynamodb: lambdock_dynamodb::DynamoArgs,
 }
 
 /// Options of `lambdock gateway`.
@@ -161,7 +165,36 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
         },
     ));
     let client = connect(format!("http://{agent_addr}")).await?;
-    let result = run_gateway(g, client, "lambdock-up".into(), true).await;
+    let credentials = (!g.no_auth).then(|| (g.access_key.clone(), g.secret_key.clone()));
+    let s3 = crate::s3::S3::start(
+        &args.s3,
+        g.host,
+        &g.data_dir,
+        &g.region,
+        credentials.clone(),
+    )
+    .await?;
+    let dynamodb = crate::dynamodb::DynamoDb::start(
+        &args.dynamodb,
+        g.host,
+        &g.data_dir,
+        &g.region,
+        credentials,
+    )
+    .await?;
+    let data_plane = DataPlane {
+        environment: vec![
+            ("AWS_ENDPOINT_URL_S3".to_string(), s3.endpoint.clone()),
+            (
+                "AWS_ENDPOINT_URL_DYNAMODB".to_string(),
+                dynamodb.endpoint.clone(),
+            ),
+        ],
+        banner: vec![format!("  S3 endpoint: {}", s3.endpoint), dynamodb.banner()],
+    };
+    let result = run_gateway(g, client, "lambdock-up".into(), true, &data_plane).await;
+    dynamodb.stop().await;
+    s3.stop().await;
     let _ = stop_agent.send(());
     let _ = agent_task.await;
     result
@@ -170,7 +203,23 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
 /// Runs `lambdock gateway`.
 pub async fn gateway(args: GatewayOnlyArgs) -> Result<(), Error> {
     let client = connect(args.agent.clone()).await?;
-    run_gateway(&args.gateway, client, args.owner.clone(), false).await
+    let data_plane = DataPlane::default();
+    run_gateway(
+        &args.gateway,
+        client,
+        args.owner.clone(),
+        false,
+        &data_plane,
+    )
+    .await
+}
+
+/// The data-plane services `up` runs next to the gateway: what functions get in their
+/// environment and what the banner shows.
+#[derive(Default)]
+struct DataPlane {
+    environment: Vec<(String, String)>,
+    banner: Vec<String>,
 }
 
 async fn run_gateway(
@@ -178,6 +227,7 @@ async fn run_gateway(
     agent: AgentClient<Channel>,
     owner: String,
     stop_workers: bool,
+    data_plane: &DataPlane,
 ) -> Result<(), Error> {
     let deployment_file = g.data_dir.join("deployment.json");
     let manifest = match &g.manifest {
@@ -188,7 +238,7 @@ async fn run_gateway(
     let credentials =
         (!g.no_auth).then(|| HashMap::from([(g.access_key.clone(), g.secret_key.clone())]));
     let aws = SocketAddr::new(g.host, g.aws_port);
-    let platform_environment = HashMap::from([
+    let mut platform_environment = HashMap::from([
         ("AWS_REGION".to_string(), g.region.clone()),
         ("AWS_DEFAULT_REGION".to_string(), g.region.clone()),
         ("AWS_ACCESS_KEY_ID".to_string(), g.access_key.clone()),
@@ -198,6 +248,7 @@ async fn run_gateway(
             format!("http://{aws}"),
         ),
     ]);
+    platform_environment.extend(data_plane.environment.iter().cloned());
     let pools = Pools::new(
         agent.clone(),
         owner.clone(),
@@ -239,6 +290,9 @@ async fn run_gateway(
 
     println!("Lambdock is up.");
     println!("  AWS endpoint (Lambda API, /metrics): http://{aws}");
+    for line in &data_plane.banner {
+        println!("{line}");
+    }
     if g.no_auth {
         println!("  Authentication: off (--no-auth)");
     } else {

@@ -57,15 +57,12 @@ pub(crate) fn compile(p: &Props<'_, '_>, kind: ApiKind, ty: &str) -> R<(Api, Api
             ));
         }
     }
-    // SAM escapes `/` as `~1` in BinaryMediaTypes (`image~1png`).
-    let binary_media_types = match kind {
-        ApiKind::Rest => p
-            .strings("BinaryMediaTypes")?
-            .into_iter()
-            .map(|t| t.replace("~1", "/"))
-            .collect(),
-        ApiKind::Http => Vec::new(),
-    };
+    // SAM writes the slash of a media type as `~1` (JSON Pointer escaping): `image~1png`.
+    let binary_media_types = p
+        .strings("BinaryMediaTypes")?
+        .into_iter()
+        .map(|t| t.replace("~1", "/"))
+        .collect();
     p.warn_ignored(ty);
     let api = Api {
         kind,
