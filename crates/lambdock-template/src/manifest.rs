@@ -77,7 +77,7 @@ pub struct Api {
     /// REST's `BinaryMediaTypes` (`image/png`, `image/*`, `*/*`): request bodies of these
     /// content types reach the function base64-encoded, and base64 results are decoded for
     /// callers accepting them.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub binary_media_types: Vec<String>,
 }
 
