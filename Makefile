@@ -21,7 +21,7 @@ check-static: rie-static
 		|| { echo "$(RIE) is dynamically linked:"; ldd $(RIE); exit 1; }
 	@echo "$(RIE) is statically linked"
 
-## Builds and runs `lambdock up` with the example app (examples/manifest.json).
+## Builds and runs `lambdock up` with the example app (examples/app/template.yaml).
 up: build
 	bash scripts/up.sh
 

@@ -132,6 +132,13 @@ pub struct GatewayOnlyArgs {
     /// Owner id the gateway's workers carry (gateways sharing agents need distinct ones).
     #[arg(long, env = "LAMBDOCK_OWNER", default_value = "lambdock-gateway")]
     owner: String,
+    /// The S3 the functions use (RustFS, MinIO, AWS…), given to them as AWS_ENDPOINT_URL_S3.
+    #[arg(long, env = "LAMBDOCK_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// The DynamoDB the functions use (ScyllaDB Alternator, AWS…), given to them as
+    /// AWS_ENDPOINT_URL_DYNAMODB.
+    #[arg(long, env = "LAMBDOCK_DYNAMODB_ENDPOINT")]
+    dynamodb_endpoint: Option<String>,
 }
 
 type Error = Box<dyn std::error::Error>;
@@ -248,7 +255,10 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
 /// Runs `lambdock gateway`.
 pub async fn gateway(args: GatewayOnlyArgs) -> Result<(), Error> {
     let client = connect(args.agent.clone()).await?;
-    let data_plane = DataPlane::default();
+    let data_plane = DataPlane::external(
+        args.s3_endpoint.as_deref(),
+        args.dynamodb_endpoint.as_deref(),
+    );
     run_gateway(
         &args.gateway,
         client,
@@ -260,12 +270,36 @@ pub async fn gateway(args: GatewayOnlyArgs) -> Result<(), Error> {
     .await
 }
 
-/// The data-plane services `up` runs next to the gateway: what functions get in their
-/// environment and what the banner shows.
-#[derive(Default)]
+/// The data-plane services `up` runs next to the gateway, or the external ones a gateway is
+/// told about: what functions get in their environment and what the banner shows.
 struct DataPlane {
     environment: Vec<(String, String)>,
     banner: Vec<String>,
+}
+
+impl DataPlane {
+    /// External stores: each one given becomes the functions' endpoint for that service; one
+    /// not given is left to the SDK's default (AWS itself).
+    fn external(s3: Option<&str>, dynamodb: Option<&str>) -> Self {
+        let mut plane = Self {
+            environment: Vec::new(),
+            banner: Vec::new(),
+        };
+        for (service, variable, endpoint) in [
+            ("S3", "AWS_ENDPOINT_URL_S3", s3),
+            ("DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB", dynamodb),
+        ] {
+            if let Some(endpoint) = endpoint {
+                plane
+                    .environment
+                    .push((variable.to_string(), endpoint.to_string()));
+                plane
+                    .banner
+                    .push(format!("  {service} endpoint (external): {endpoint}"));
+            }
+        }
+        plane
+    }
 }
 
 async fn run_gateway(
