@@ -73,8 +73,9 @@ def test_gateway_over_an_agent_gives_functions_the_external_stores(tmp_path):
                 aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
                 config=botocore.config.Config(retries={"max_attempts": 0}, read_timeout=60))
             out = client.invoke(FunctionName="env")
-            assert out["StatusCode"] == 200 and "FunctionError" not in out, out
-            assert json.load(out["Payload"]) == {
+            payload = json.load(out["Payload"])
+            assert out["StatusCode"] == 200 and "FunctionError" not in out, payload
+            assert payload == {
                 "AWS_ENDPOINT_URL_S3": "http://s3.internal:9000",
                 "AWS_ENDPOINT_URL_DYNAMODB": "http://alternator.internal:8000",
                 "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{aws_port}",

@@ -45,6 +45,16 @@ def test_success_headers_and_body(up):
     assert body["env"]["AWS_ACCESS_KEY_ID"] if "AWS_ACCESS_KEY_ID" in body["env"] else True
 
 
+def test_no_payload_is_an_empty_object(up):
+    # Lambda gives the function `{}` when the caller sends no payload, synchronously or not.
+    client = up.client()
+    for name in ("echo", "rust"):
+        r = client.invoke(FunctionName=name)
+        assert "FunctionError" not in r, r["Payload"].read()
+        assert json.loads(r["Payload"].read())["event"] == {}
+    assert client.invoke(FunctionName="echo", InvocationType="Event")["StatusCode"] == 202
+
+
 def test_trace_id_and_client_context_pass_through(up):
     trace = "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
     cc = base64.b64encode(json.dumps({"custom": {"k": "v"}, "env": {}, "client": {}}).encode()).decode()
@@ -109,6 +119,11 @@ def test_qualifiers_and_aliases(up):
     r, body = invoke(client, "echo:live", {"action": "echo"})
     assert r["ExecutedVersion"] == "1"
     assert body["invoked_function_arn"] == "arn:aws:lambda:us-east-1:123456789012:function:echo:live"
+    # Each version runs in its own execution environments, which know their version.
+    assert body["env"]["AWS_LAMBDA_FUNCTION_VERSION"] == "1"
+    _, body = invoke(client, "echo", {"action": "echo"})
+    assert body["env"]["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
+    assert body["invoked_function_arn"] == "arn:aws:lambda:us-east-1:123456789012:function:echo"
     r, _ = invoke(client, "arn:aws:lambda:us-east-1:123456789012:function:echo", {"action": "noop"}, Qualifier="live")
     assert r["ExecutedVersion"] == "1"
     r, _ = invoke(client, "123456789012:function:echo:1", {"action": "noop"})

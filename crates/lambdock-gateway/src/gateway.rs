@@ -492,6 +492,13 @@ impl Gateway {
                 "Could not parse request body into json: {e}"
             )));
         }
+        // Lambda hands a function `{}` when the caller sent no payload (an SDK's `invoke`
+        // without `Payload`), never an empty event its runtime client could not parse.
+        let body = if body.is_empty() {
+            Bytes::from_static(b"{}")
+        } else {
+            body
+        };
         if let Some(cc) = header(h, "x-amz-client-context") {
             let valid = base64::engine::general_purpose::STANDARD
                 .decode(cc)
@@ -677,7 +684,7 @@ impl Gateway {
         let mut attempt = 0;
         let (lease, answer) = loop {
             attempt += 1;
-            let lease = match self.pools.acquire(function).await {
+            let lease = match self.pools.acquire(function, &resolved.version).await {
                 Ok(l) => l,
                 Err(e) => {
                     if matches!(e, LambdaError::TooManyRequests { .. }) {

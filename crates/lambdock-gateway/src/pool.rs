@@ -5,9 +5,14 @@
 //! bound and is then throttled with Lambda's `TooManyRequestsException`. Idle workers are reused
 //! newest first (warm caches) and destroyed after the idle time, except the provisioned ones,
 //! which are created at deploy time and kept warm. A worker that failed (timeout, crash) is
-//! destroyed, never lent again. Workers are labelled with their function and configuration
-//! fingerprint, so a restarted gateway adopts the agent's live workers instead of leaking or
-//! duplicating them.
+//! destroyed, never lent again. Workers are labelled with their function, version and
+//! configuration fingerprint, so a restarted gateway adopts the agent's live workers instead of
+//! leaking or duplicating them.
+//!
+//! As in Lambda, each version (`$LATEST`, `1`, ...) runs in its own workers, which see their
+//! version in `AWS_LAMBDA_FUNCTION_VERSION`, while the concurrency cap counts every version of
+//! the function: at the cap, a call for a version with no idle worker replaces an idle worker
+//! of another version.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -30,6 +35,8 @@ use crate::registry::FunctionEntry;
 pub const LABEL_FUNCTION: &str = "lambdock.function";
 /// Configuration fingerprint label.
 pub const LABEL_FINGERPRINT: &str = "lambdock.fingerprint";
+/// Version label (`$LATEST` or a published version).
+pub const LABEL_VERSION: &str = "lambdock.version";
 
 /// Pool settings.
 #[derive(Debug, Clone)]
@@ -51,6 +58,8 @@ pub struct Worker {
     pub id: String,
     /// Invoke address.
     pub addr: SocketAddr,
+    /// The function version it runs.
+    pub version: String,
     last_used: Instant,
 }
 
@@ -58,8 +67,8 @@ struct Pool {
     function: Arc<FunctionEntry>,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Worker>>,
-    /// Every worker of the pool, idle or lent.
-    members: Mutex<HashSet<String>>,
+    /// Every worker of the pool, idle or lent, with its version.
+    members: Mutex<HashMap<String, String>>,
 }
 
 impl Pool {
@@ -67,12 +76,19 @@ impl Pool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn members(&self) -> MutexGuard<'_, HashSet<String>> {
+    fn members(&self) -> MutexGuard<'_, HashMap<String, String>> {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn total(&self) -> usize {
         self.members().len()
+    }
+
+    /// The most recently used idle worker of `version`.
+    fn take_idle(&self, version: &str) -> Option<Worker> {
+        let mut idle = self.idle();
+        let i = idle.iter().rposition(|w| w.version == version)?;
+        Some(idle.remove(i))
     }
 }
 
@@ -157,15 +173,19 @@ impl Pools {
             function: function.clone(),
             permits: Arc::new(Semaphore::new(self.cap(function))),
             idle: Mutex::new(Vec::new()),
-            members: Mutex::new(HashSet::new()),
+            members: Mutex::new(HashMap::new()),
         });
         pools.insert(function.name.clone(), pool.clone());
         pool
     }
 
-    /// Lends a worker of `function`: an idle one, or a new one within the cap; waits up to the
-    /// acquire bound, then throttles.
-    pub async fn acquire(&self, function: &Arc<FunctionEntry>) -> Result<Lease, LambdaError> {
+    /// Lends a worker of `function` at `version`: an idle one, or a new one within the cap;
+    /// waits up to the acquire bound, then throttles.
+    pub async fn acquire(
+        &self,
+        function: &Arc<FunctionEntry>,
+        version: &str,
+    ) -> Result<Lease, LambdaError> {
         let pool = self.pool(function);
         let reason = if function.config.reserved_concurrency.is_some() {
             "ReservedFunctionConcurrentInvocationLimitExceeded"
@@ -181,7 +201,7 @@ impl Pools {
             Ok(Ok(p)) => p,
             _ => return Err(LambdaError::TooManyRequests { reason }),
         };
-        let reused = pool.idle().pop();
+        let reused = pool.take_idle(version);
         if let Some(worker) = reused {
             return Ok(Lease {
                 pool,
@@ -190,8 +210,21 @@ impl Pools {
                 _permit: permit,
             });
         }
-        let worker = self.create(&pool.function, false).await?;
-        pool.members().insert(worker.id.clone());
+        // Holding a permit means fewer than `cap` workers are lent, so at the cap an idle
+        // worker (of another version, as none of ours is idle) makes room.
+        if pool.total() >= self.cap(&pool.function) {
+            let evicted = {
+                let mut idle = pool.idle();
+                (!idle.is_empty()).then(|| idle.remove(0))
+            };
+            if let Some(w) = evicted {
+                pool.members().remove(&w.id);
+                self.destroy(&w.id).await;
+            }
+        }
+        let worker = self.create(&pool.function, version, false).await?;
+        pool.members()
+            .insert(worker.id.clone(), worker.version.clone());
         Ok(Lease {
             pool,
             worker,
@@ -218,7 +251,12 @@ impl Pools {
         }
     }
 
-    async fn create(&self, function: &FunctionEntry, eager: bool) -> Result<Worker, LambdaError> {
+    async fn create(
+        &self,
+        function: &FunctionEntry,
+        version: &str,
+        eager: bool,
+    ) -> Result<Worker, LambdaError> {
         let c = &function.config;
         let code = match &c.code {
             Code::Dir(dir) => create_worker_request::Code::Bundle(CodeBundle {
@@ -232,7 +270,7 @@ impl Pools {
         let request = CreateWorkerRequest {
             owner_id: self.owner.clone(),
             function_name: function.name.clone(),
-            function_version: "$LATEST".into(),
+            function_version: version.to_string(),
             code: Some(code),
             runtime: c.runtime.clone(),
             handler: c.handler.clone(),
@@ -242,6 +280,7 @@ impl Pools {
             labels: HashMap::from([
                 (LABEL_FUNCTION.to_string(), function.name.clone()),
                 (LABEL_FINGERPRINT.to_string(), function.fingerprint.clone()),
+                (LABEL_VERSION.to_string(), version.to_string()),
             ]),
             ephemeral_storage_mb: c.ephemeral_storage_mb,
             eager_init: eager,
@@ -262,6 +301,7 @@ impl Pools {
         Ok(Worker {
             id: created.id,
             addr,
+            version: version.to_string(),
             last_used: Instant::now(),
         })
     }
@@ -278,13 +318,16 @@ impl Pools {
         }
     }
 
-    /// Creates the provisioned workers of `function` that are missing.
+    /// Creates the provisioned workers of `function` that are missing, for the version its
+    /// provisioned concurrency applies to.
     pub async fn provision(&self, function: &Arc<FunctionEntry>) -> Result<(), LambdaError> {
         let pool = self.pool(function);
         let want = function.config.provisioned_concurrency as usize;
-        while pool.total() < want {
-            let worker = self.create(function, true).await?;
-            pool.members().insert(worker.id.clone());
+        let version = function.config.provisioned_version();
+        while pool.members().values().filter(|v| *v == version).count() < want {
+            let worker = self.create(function, version, true).await?;
+            pool.members()
+                .insert(worker.id.clone(), worker.version.clone());
             pool.idle().push(worker);
         }
         Ok(())
@@ -295,19 +338,28 @@ impl Pools {
         let pools: Vec<Arc<Pool>> = self.pools().values().cloned().collect();
         for pool in pools {
             let keep = pool.function.config.provisioned_concurrency as usize;
+            let provisioned = pool.function.config.provisioned_version();
             let expired: Vec<Worker> = {
-                let total = pool.total();
+                let of_provisioned = pool
+                    .members()
+                    .values()
+                    .filter(|v| *v == provisioned)
+                    .count();
                 let mut idle = pool.idle();
-                let mut removable = total.saturating_sub(keep);
+                let mut removable = of_provisioned.saturating_sub(keep);
                 let mut out = vec![];
                 idle.retain(|w| {
-                    if removable > 0 && w.last_used.elapsed() > self.cfg.idle_timeout {
-                        removable -= 1;
-                        out.push(w.clone());
-                        false
-                    } else {
-                        true
+                    if w.last_used.elapsed() <= self.cfg.idle_timeout {
+                        return true;
                     }
+                    if w.version == provisioned {
+                        if removable == 0 {
+                            return true;
+                        }
+                        removable -= 1;
+                    }
+                    out.push(w.clone());
+                    false
                 });
                 out
             };
@@ -345,7 +397,7 @@ impl Pools {
         let known: std::collections::HashSet<String> = self
             .pools()
             .values()
-            .flat_map(|p| p.members().iter().cloned().collect::<Vec<_>>())
+            .flat_map(|p| p.members().keys().cloned().collect::<Vec<_>>())
             .collect();
         let now_ms = crate::now_ms();
         for w in listed {
@@ -368,10 +420,16 @@ impl Pools {
                         continue;
                     }
                     tracing::info!(function = %function.name, worker = %w.id, "adopted a live worker");
-                    pool.members().insert(w.id.clone());
+                    let version = w
+                        .labels
+                        .get(LABEL_VERSION)
+                        .cloned()
+                        .unwrap_or_else(|| "$LATEST".to_string());
+                    pool.members().insert(w.id.clone(), version.clone());
                     pool.idle().push(Worker {
                         id: w.id,
                         addr,
+                        version,
                         last_used: Instant::now(),
                     });
                 }

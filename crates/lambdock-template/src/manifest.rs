@@ -336,7 +336,8 @@ pub struct Function {
     /// `ReservedConcurrentExecutions`.
     #[serde(default)]
     pub reserved_concurrency: Option<u32>,
-    /// `ProvisionedConcurrencyConfig.ProvisionedConcurrentExecutions`.
+    /// `ProvisionedConcurrencyConfig.ProvisionedConcurrentExecutions`, kept warm for the
+    /// version [`Function::provisioned_version`] names.
     #[serde(default)]
     pub provisioned_concurrency: u32,
     /// `Description`.
@@ -354,6 +355,20 @@ pub struct Function {
     /// `ImageConfig` of an image function.
     #[serde(default)]
     pub image_config: Option<ImageConfig>,
+}
+
+impl Function {
+    /// The version provisioned concurrency applies to. Lambda configures it on an alias or a
+    /// published version, never on `$LATEST` (SAM puts it on the `AutoPublishAlias`): the first
+    /// alias's version, else the newest published version, else `$LATEST` for a manifest that
+    /// publishes none.
+    pub fn provisioned_version(&self) -> &str {
+        self.aliases
+            .values()
+            .next()
+            .or(self.versions.last())
+            .map_or("$LATEST", String::as_str)
+    }
 }
 
 /// An image function's overrides of its image's configuration.
@@ -610,5 +625,18 @@ mod tests {
             let err = Manifest::load(&path).unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
         }
+    }
+
+    #[test]
+    fn provisioned_concurrency_goes_to_the_alias_version() {
+        let mut f: Function = serde_json::from_str(
+            r#"{"runtime":"python3.12","code":{"dir":"."},"provisioned_concurrency":1}"#,
+        )
+        .expect("function");
+        assert_eq!(f.provisioned_version(), "$LATEST");
+        f.versions = vec!["1".into(), "2".into()];
+        assert_eq!(f.provisioned_version(), "2");
+        f.aliases.insert("live".into(), "1".into());
+        assert_eq!(f.provisioned_version(), "1");
     }
 }
