@@ -241,10 +241,12 @@ def test_lambdock_invoke_and_ps(up):
     assert "StatusCode: 200" in out.stderr and "START RequestId:" in out.stderr and "REPORT RequestId:" in out.stderr
     out = subprocess.run([str(LAMBDOCK), "invoke", "nope", "--endpoint", up.endpoint], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "ResourceNotFoundException" in out.stderr
+    up.client().invoke(FunctionName="echo:live", Payload=b"{}")
     ps = subprocess.run([str(LAMBDOCK), "ps", "--endpoint", up.endpoint], env=env, capture_output=True, text=True, timeout=60)
     assert ps.returncode == 0, ps.stderr
     rows = [l.split() for l in ps.stdout.splitlines()[1:]]
-    assert any(r[0] == "echo" and r[2] == "idle" for r in rows), ps.stdout
+    assert any(r[:2] == ["echo", "$LATEST"] and r[3] == "idle" for r in rows), ps.stdout
+    assert any(r[:2] == ["echo", "1"] and r[3] == "idle" for r in rows), ps.stdout
     bad = subprocess.run([str(LAMBDOCK), "ps", "--endpoint", up.endpoint, "--secret-key", "wrong"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "403" in bad.stderr

@@ -524,6 +524,7 @@ impl Pools {
             };
             out.push(serde_json::json!({
                 "function": w.function_name,
+                "version": w.labels.get(LABEL_VERSION),
                 "worker": w.id,
                 "state": state,
                 "age_seconds": (now - w.created_at_ms).max(0) / 1000,

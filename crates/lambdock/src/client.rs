@@ -171,7 +171,7 @@ async fn get_json(endpoint: &Endpoint, path: &str) -> Result<serde_json::Value, 
     Ok(serde_json::from_slice(resp.body())?)
 }
 
-/// Runs `lambdock ps`: workers per function, state, age, memory.
+/// Runs `lambdock ps`: workers per function and version, state, age, memory.
 pub async fn ps(endpoint: Endpoint) -> Result<(), Error> {
     let v = get_json(&endpoint, "/lambdock/v1/workers").await?;
     let mut workers = v["Workers"].as_array().cloned().unwrap_or_default();
@@ -182,8 +182,8 @@ pub async fn ps(endpoint: Endpoint) -> Result<(), Error> {
         )
     });
     println!(
-        "{:<24} {:<32} {:<8} {:>8} {:>12}  ADDRESS",
-        "FUNCTION", "WORKER", "STATE", "AGE", "MEMORY"
+        "{:<24} {:<8} {:<32} {:<8} {:>8} {:>12}  ADDRESS",
+        "FUNCTION", "VERSION", "WORKER", "STATE", "AGE", "MEMORY"
     );
     for w in workers {
         let mib = |k: &str| w[k].as_u64().unwrap_or(0) as f64 / 1048576.0;
@@ -197,8 +197,9 @@ pub async fn ps(endpoint: Endpoint) -> Result<(), Error> {
             format!("{:.1} MiB", mib("memory_bytes"))
         };
         println!(
-            "{:<24} {:<32} {:<8} {:>7}s {:>12}  {}",
+            "{:<24} {:<8} {:<32} {:<8} {:>7}s {:>12}  {}",
             w["function"].as_str().unwrap_or(""),
+            w["version"].as_str().unwrap_or("-"),
             w["worker"].as_str().unwrap_or(""),
             w["state"].as_str().unwrap_or(""),
             w["age_seconds"].as_i64().unwrap_or(0),
