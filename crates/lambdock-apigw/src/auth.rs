@@ -3,8 +3,9 @@
 //! an authorizer, and API keys for `api_key_required` routes.
 //!
 //! Keys: tokens whose issuer is the platform's own (`issuer` in [`AuthConfig`]) are verified
-//! with the configured HS256 secret; tokens of any other issuer with the keys of a JWKS
-//! document (RS256, ES256, ... by `kid`), when one is configured.
+//! with the configured HS256 secret; tokens of any other issuer (RS256, ES256, ... by `kid`)
+//! with the keys of the configured JWKS document when it has the key, else with the issuer's
+//! own keys found by OpenID Connect discovery, as API Gateway does ([`crate::jwks`]).
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -18,6 +19,7 @@ use lambdock_template::manifest::Authorizer;
 use serde_json::{Map, Value, json};
 
 use crate::event::Identity;
+use crate::jwks::IssuerKeys;
 use crate::response::Body;
 
 /// Secrets and token settings.
@@ -39,7 +41,7 @@ pub struct AuthConfig {
     pub password: String,
     /// The login path.
     pub login_path: String,
-    /// Keys of other issuers.
+    /// Keys of other issuers, looked up before the issuers' own.
     pub jwks: Option<JwkSet>,
 }
 
@@ -139,11 +141,23 @@ fn scopes(claims: &Map<String, Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The authenticator could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    /// The JWT secret is not usable.
+    #[error("JWT secret: {0}")]
+    Secret(#[from] jsonwebtoken::errors::Error),
+    /// The client for other issuers' keys (system root certificates).
+    #[error("the client for issuers' keys: {0}")]
+    Client(#[from] std::io::Error),
+}
+
 /// The authenticator of one API port.
 pub struct Auth {
     cfg: AuthConfig,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    issuers: IssuerKeys,
 }
 
 impl std::fmt::Debug for Auth {
@@ -156,10 +170,11 @@ impl std::fmt::Debug for Auth {
 
 impl Auth {
     /// An authenticator with these secrets (an empty JWT secret is refused).
-    pub fn new(cfg: AuthConfig) -> Result<Auth, jsonwebtoken::errors::Error> {
+    pub fn new(cfg: AuthConfig) -> Result<Auth, AuthSetupError> {
         Ok(Auth {
             encoding: EncodingKey::from_secret(cfg.jwt_secret.as_bytes())?,
             decoding: DecodingKey::from_secret(cfg.jwt_secret.as_bytes())?,
+            issuers: IssuerKeys::new()?,
             cfg,
         })
     }
@@ -238,7 +253,7 @@ impl Auth {
     }
 
     /// Verifies the caller for a route with `authorizer`, needing one of `required_scopes`.
-    pub fn authorize(
+    pub async fn authorize(
         &self,
         authorizer: &Authorizer,
         headers: &HeaderMap,
@@ -263,7 +278,7 @@ impl Auth {
                     .ok_or(Refusal::Unauthorized)?;
                 let header =
                     jsonwebtoken::decode_header(&token).map_err(|_| Refusal::Unauthorized)?;
-                let key = self.key_for(issuer, &header)?;
+                let key = self.key_for(issuer, &header).await?;
                 let mut v = Validation::new(header.alg);
                 v.leeway = 0;
                 v.validate_nbf = true;
@@ -312,7 +327,7 @@ impl Auth {
         }
     }
 
-    fn key_for(&self, issuer: &str, header: &Header) -> Result<DecodingKey, Refusal> {
+    async fn key_for(&self, issuer: &str, header: &Header) -> Result<DecodingKey, Refusal> {
         if issuer == self.cfg.issuer {
             return if header.alg == Algorithm::HS256 {
                 Ok(self.decoding.clone())
@@ -327,14 +342,20 @@ impl Auth {
         ) {
             return Err(Refusal::Unauthorized);
         }
-        let set = self.cfg.jwks.as_ref().ok_or(Refusal::Unauthorized)?;
-        let jwk = match &header.kid {
-            Some(kid) => set.find(kid),
-            None if set.keys.len() == 1 => set.keys.first(),
+        let configured = self.cfg.jwks.as_ref().and_then(|set| match &header.kid {
+            Some(kid) => set.find(kid).cloned(),
+            None if set.keys.len() == 1 => set.keys.first().cloned(),
             None => None,
-        }
-        .ok_or(Refusal::Unauthorized)?;
-        DecodingKey::from_jwk(jwk).map_err(|_| Refusal::Unauthorized)
+        });
+        let jwk = match configured {
+            Some(jwk) => jwk,
+            None => self
+                .issuers
+                .find(issuer, header.kid.as_deref())
+                .await
+                .ok_or(Refusal::Unauthorized)?,
+        };
+        DecodingKey::from_jwk(&jwk).map_err(|_| Refusal::Unauthorized)
     }
 }
 
@@ -358,6 +379,8 @@ fn audience_matches(claims: &Map<String, Value>, audience: &[String]) -> bool {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
@@ -432,6 +455,7 @@ mod tests {
                 &headers(&[("authorization", &format!("Bearer {token}"))]),
                 &[],
             )
+            .await
             .unwrap();
         assert_eq!(id.claims["sub"], "alice");
         assert_eq!(id.claims["cognito:username"], "alice");
@@ -442,12 +466,13 @@ mod tests {
                 &headers(&[("authorization", token)]),
                 &[]
             )
+            .await
             .is_ok()
         );
     }
 
-    #[test]
-    fn tokens_are_refused_as_api_gateway_refuses_them() {
+    #[tokio::test]
+    async fn tokens_are_refused_as_api_gateway_refuses_them() {
         let a = auth();
         let now = now_s();
         let valid = sign(
@@ -474,45 +499,47 @@ mod tests {
         let auth_jwt = jwt(&["app"]);
         let id = a
             .authorize(&auth_jwt, &h(&valid), &["write".into()])
+            .await
             .unwrap();
         assert_eq!(id.scopes, ["read", "write"]);
         assert_eq!(id.claims["exp"], json!((now + 60).to_string()));
         assert_eq!(
-            a.authorize(&auth_jwt, &headers(&[]), &[]),
+            a.authorize(&auth_jwt, &headers(&[]), &[]).await,
             Err(Refusal::Unauthorized)
         );
         assert_eq!(
-            a.authorize(&auth_jwt, &h(&expired), &[]),
+            a.authorize(&auth_jwt, &h(&expired), &[]).await,
             Err(Refusal::Expired)
         );
         assert_eq!(
-            a.authorize(&auth_jwt, &h(&forged), &[]),
+            a.authorize(&auth_jwt, &h(&forged), &[]).await,
             Err(Refusal::Unauthorized)
         );
         assert_eq!(
-            a.authorize(&auth_jwt, &h(&future), &[]),
+            a.authorize(&auth_jwt, &h(&future), &[]).await,
             Err(Refusal::Unauthorized)
         );
         assert_eq!(
-            a.authorize(&auth_jwt, &h(&other_iss), &[]),
+            a.authorize(&auth_jwt, &h(&other_iss), &[]).await,
             Err(Refusal::Unauthorized)
         );
         assert_eq!(
-            a.authorize(&jwt(&["other"]), &h(&valid), &[]),
+            a.authorize(&jwt(&["other"]), &h(&valid), &[]).await,
             Err(Refusal::Unauthorized)
         );
         assert_eq!(
-            a.authorize(&auth_jwt, &h(&valid), &["admin".into()]),
+            a.authorize(&auth_jwt, &h(&valid), &["admin".into()]).await,
             Err(Refusal::Forbidden)
         );
         let mut tampered = valid.clone();
         tampered.insert(tampered.len() - 3, 'A');
         assert_eq!(
-            a.authorize(&auth_jwt, &h(&tampered), &[]),
+            a.authorize(&auth_jwt, &h(&tampered), &[]).await,
             Err(Refusal::Unauthorized)
         );
         assert_eq!(
-            a.authorize(&auth_jwt, &headers(&[("authorization", "Basic abc")]), &[]),
+            a.authorize(&auth_jwt, &headers(&[("authorization", "Basic abc")]), &[])
+                .await,
             Err(Refusal::Unauthorized)
         );
     }
@@ -534,41 +561,129 @@ mod tests {
         assert_eq!(s["n"], "5");
     }
 
-    #[test]
-    fn other_issuers_verify_with_the_jwks_keys() {
-        // A throwaway RSA key made for this test (PKCS#1 DER) and its public JWK.
-        let der = include_bytes!("../testdata/rsa-test-key.der");
-        let jwks: JwkSet = serde_json::from_value(json!({"keys": [
+    /// A throwaway RSA key made for these tests (PKCS#1 DER) and its public JWK.
+    const RSA_DER: &[u8] = include_bytes!("../testdata/rsa-test-key.der");
+
+    fn test_jwks() -> Value {
+        json!({"keys": [
             {"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig", "e": "AQAB", "n": "z6gYPGlFERJrFwbEcp3cdTNt3-AKFwSbMTmyk3EjtRsn3b-xsHKzaJS6gjaEFytmV7z0EYZbvLwkIjcgjdqWv-poaeeZCAxZrGJ7XbeTp-20eWlcCmVwki2MqNFtY-pHGV46K1N8tii0au4DyalbDKpHCCorc2pMoGfHpCtHn_4rVgsrZvGaRynbNtRkRB_h6lcQ07qU-wi5nP99Cfl-1axxXOKBQpWy7x5WFzhmIl_kV2pkyvepSx9EKpKkL5Fe8LrUfTdtDKvTdQ7_eZiJfnbeqZ7g-eihfDaWgo3q4cMDt_bvIinpzLDuEIGMNHIg3v2pyhsm23QyYFzKQHTXsQ"}
-        ]}))
-        .unwrap();
-        let mut cfg = auth().cfg.clone();
-        cfg.jwks = Some(jwks);
-        let a = Auth::new(cfg).unwrap();
-        let now = now_s();
-        let claims =
-            json!({"sub": "u", "iss": "https://idp.example", "client_id": "app", "exp": now + 60});
-        let sign_rs = |kid: Option<&str>, claims: &Value| {
-            let mut header = Header::new(Algorithm::RS256);
-            header.kid = kid.map(str::to_string);
-            jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(der)).unwrap()
-        };
-        let idp = Authorizer::Jwt {
+        ]})
+    }
+
+    fn sign_rs(kid: Option<&str>, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = kid.map(str::to_string);
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(RSA_DER)).unwrap()
+    }
+
+    fn idp(issuer: &str) -> Authorizer {
+        Authorizer::Jwt {
             identity_source: "$request.header.Authorization".into(),
-            issuer: "https://idp.example".into(),
+            issuer: issuer.into(),
             audience: vec!["app".into()],
-        };
-        let h = |t: &str| headers(&[("authorization", &format!("Bearer {t}"))]);
+        }
+    }
+
+    fn bearer_headers(token: &str) -> HeaderMap {
+        headers(&[("authorization", &format!("Bearer {token}"))])
+    }
+
+    #[tokio::test]
+    async fn other_issuers_verify_with_the_jwks_keys() {
+        let mut cfg = auth().cfg.clone();
+        cfg.jwks = Some(serde_json::from_value(test_jwks()).unwrap());
+        let a = Auth::new(cfg).unwrap();
+        // Nothing listens there: a key missing from the file cannot be found by discovery.
+        let issuer = "http://127.0.0.1:1";
+        let claims = json!({"sub": "u", "iss": issuer, "client_id": "app", "exp": now_s() + 60});
+        let idp = idp(issuer);
         let id = a
-            .authorize(&idp, &h(&sign_rs(Some("k1"), &claims)), &[])
+            .authorize(&idp, &bearer_headers(&sign_rs(Some("k1"), &claims)), &[])
+            .await
             .unwrap();
         assert_eq!(id.claims["client_id"], "app");
         assert_eq!(
-            a.authorize(&idp, &h(&sign_rs(Some("unknown"), &claims)), &[]),
+            a.authorize(
+                &idp,
+                &bearer_headers(&sign_rs(Some("unknown"), &claims)),
+                &[]
+            )
+            .await,
             Err(Refusal::Unauthorized)
         );
         // The platform's HS256 secret does not vouch for another issuer's tokens.
         let hs = sign(claims.clone(), SECRET);
-        assert_eq!(a.authorize(&idp, &h(&hs), &[]), Err(Refusal::Unauthorized));
+        assert_eq!(
+            a.authorize(&idp, &bearer_headers(&hs), &[]).await,
+            Err(Refusal::Unauthorized)
+        );
+    }
+
+    /// An identity provider on loopback: its discovery document and key set, and how many
+    /// requests it answered.
+    async fn identity_provider() -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let served = Arc::new(AtomicUsize::new(0));
+        let (base, count) = (issuer.clone(), served.clone());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut request = vec![0u8; 4096];
+                let n = conn.read(&mut request).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&request[..n]).into_owned();
+                count.fetch_add(1, Ordering::SeqCst);
+                let body = if request.starts_with("GET /.well-known/openid-configuration ") {
+                    json!({"issuer": base, "jwks_uri": format!("{base}/keys")}).to_string()
+                } else {
+                    test_jwks().to_string()
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            }
+        });
+        (issuer, served)
+    }
+
+    #[tokio::test]
+    async fn other_issuers_keys_come_from_openid_discovery() {
+        let (issuer, served) = identity_provider().await;
+        let a = auth();
+        let idp = idp(&issuer);
+        let claims = json!({"sub": "u", "iss": issuer, "aud": "app", "exp": now_s() + 60});
+        let id = a
+            .authorize(&idp, &bearer_headers(&sign_rs(Some("k1"), &claims)), &[])
+            .await
+            .unwrap();
+        assert_eq!(id.claims["sub"], "u");
+        assert_eq!(
+            served.load(Ordering::SeqCst),
+            2,
+            "discovery, then the key set"
+        );
+        // Cached: another token costs no request.
+        a.authorize(&idp, &bearer_headers(&sign_rs(Some("k1"), &claims)), &[])
+            .await
+            .unwrap();
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+        // An unknown key is refused, and within the minute it does not fetch again.
+        for _ in 0..3 {
+            assert_eq!(
+                a.authorize(&idp, &bearer_headers(&sign_rs(Some("k9"), &claims)), &[])
+                    .await,
+                Err(Refusal::Unauthorized)
+            );
+        }
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+        // A tampered token is refused with the right key at hand.
+        let mut tampered = sign_rs(Some("k1"), &claims);
+        tampered.pop();
+        assert_eq!(
+            a.authorize(&idp, &bearer_headers(&tampered), &[]).await,
+            Err(Refusal::Unauthorized)
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod case;
 pub mod cors;
 pub mod event;
+pub mod jwks;
 pub mod openapi;
 pub mod response;
 pub mod table;
@@ -104,7 +105,7 @@ impl ApiGateway {
         Ok(ApiGateway {
             gateway,
             timeout: cfg.integration_timeout,
-            auth: Auth::new(cfg.auth).map_err(|e| ConfigError(format!("JWT secret: {e}")))?,
+            auth: Auth::new(cfg.auth).map_err(|e| ConfigError(format!("route auth: {e}")))?,
             table: Mutex::new((registry, table)),
         })
     }
@@ -223,6 +224,7 @@ impl ApiGateway {
                 match self
                     .auth
                     .authorize(authorizer, &parts.headers, &route.authorization_scopes)
+                    .await
                 {
                     Ok(id) => Some(id),
                     Err(Refusal::Unauthorized) => return Failure::Unauthorized.response(kind),
