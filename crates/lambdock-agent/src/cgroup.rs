@@ -54,8 +54,12 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Leaf (v2 only) that the agent's own processes are moved into when its own
 /// cgroup must delegate controllers.
 const AGENT_LEAF: &str = "lambdock-agent";
-/// How long [`Cgroup::freeze`] waits for the freeze to complete.
-const FREEZE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long [`Cgroup::freeze`] waits for the freeze to complete. A loaded machine took over a
+/// second with cgroup v1 (a task in the middle of `exec` stays unfrozen a while).
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a v1 freeze that is still `FREEZING` is asked again: the kernel's v1 freezer does
+/// not retry tasks it could not freeze at the first attempt, writing `FROZEN` again does.
+const FREEZE_RETRY: Duration = Duration::from_millis(100);
 /// How long [`Cgroup::destroy`] waits for the cgroup to empty.
 const DESTROY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Poll interval while waiting on the kernel.
@@ -604,7 +608,7 @@ impl Cgroup {
         }
     }
 
-    /// Freezes every process in the cgroup and waits (about 1 s at most) for
+    /// Freezes every process in the cgroup and waits (about 5 s at most) for
     /// the kernel to report it frozen (v1 `freezer.state` FROZEN, v2
     /// `frozen 1` in `cgroup.events`). On timeout the cgroup is thawed again
     /// and [`CgroupError::Timeout`] returned.
@@ -636,10 +640,16 @@ impl Cgroup {
             }
         };
         write_file(&path, value)?;
-        let deadline = Instant::now() + FREEZE_TIMEOUT;
+        let started = Instant::now();
+        let deadline = started + FREEZE_TIMEOUT;
+        let mut asked = started;
         loop {
             if self.frozen_now()? {
                 return Ok(());
+            }
+            if matches!(self.layout, Layout::V1 { .. }) && asked.elapsed() >= FREEZE_RETRY {
+                write_file(&path, value)?;
+                asked = Instant::now();
             }
             if Instant::now() >= deadline {
                 if let Err(e) = self.thaw() {

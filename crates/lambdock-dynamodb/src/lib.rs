@@ -14,6 +14,7 @@ pub mod http;
 pub mod placeholders;
 pub mod store;
 pub mod tables;
+pub mod tokens;
 pub mod ttl;
 pub mod wal;
 

@@ -7,7 +7,8 @@
 //! the same items. Only table metadata that rustack stamps itself (creation time, table id) can
 //! differ after a replay; the snapshot keeps them exact once taken.
 //!
-//! On disk, under one directory: `snapshot-<G>.json` is the state before log generation `G`;
+//! On disk, under one directory: `snapshot-<G>.json` is the state before log generation `G`
+//! (with `tokens-<G>.json`, the transaction tokens of [`crate::tokens`] at that point);
 //! `wal-<G>.log`, `wal-<G+1>.log`, … hold what came after. A snapshot is written to a temporary
 //! file, synced and renamed, and only then are older generations deleted, so a crash at any point
 //! leaves a snapshot and the complete logs that follow it.
@@ -28,6 +29,7 @@ use rustack_dynamodb_model::operations::DynamoDBOperation;
 
 use crate::DynamoError;
 use crate::tables;
+use crate::tokens::{Seen, Tokens};
 use crate::wal::{self, Record, Wal};
 
 /// Log records after which a snapshot replaces the logs.
@@ -64,6 +66,7 @@ struct Generation {
 pub struct Store {
     engine: Arc<RustackDynamoDB>,
     handler: RustackDynamoDBHandler,
+    tokens: Tokens,
     wal: Wal,
     /// Held while a mutating request is applied and appended, so log order is apply order.
     apply: tokio::sync::Mutex<Generation>,
@@ -133,6 +136,8 @@ impl Store {
             .last()
             .copied()
             .unwrap_or(0);
+        let tokens_path = Tokens::path(dir, base);
+        let tokens = Tokens::load(&tokens_path).map_err(io_err(&tokens_path))?;
         if base > 0 {
             let path = snapshot_path(dir, base);
             let data = std::fs::read(&path).map_err(io_err(&path))?;
@@ -156,7 +161,7 @@ impl Store {
         for g in &logs {
             let path = wal::log_path(dir, *g);
             for record in wal::read_all(&path).map_err(io_err(&path))? {
-                replay(&engine, &handler, record).await;
+                replay(&engine, &handler, &tokens, record).await;
                 replayed += 1;
             }
         }
@@ -167,6 +172,7 @@ impl Store {
         let store = Store {
             engine,
             handler,
+            tokens,
             wal,
             apply: tokio::sync::Mutex::new(Generation {
                 current,
@@ -211,7 +217,32 @@ impl Store {
     ) -> Result<http::Response<DynamoDBResponseBody>, DynamoDBError> {
         let (response, seq) = if is_mutating(op) {
             let mut generation = self.apply.lock().await;
+            if op == DynamoDBOperation::TransactWriteItems {
+                match self.tokens.check(&body) {
+                    Some(Seen::Again(answer)) => {
+                        let seq = self.wal.last();
+                        drop(generation);
+                        self.sync(seq).await?;
+                        return Ok(rustack_dynamodb_http::response::json_response(
+                            answer.into_bytes(),
+                            "",
+                        ));
+                    }
+                    Some(Seen::Mismatch) => return Err(token_mismatch()),
+                    None => {}
+                }
+            }
             let applied = apply(&self.engine, &self.handler, op, body).await;
+            let applied = match applied {
+                Ok((r, logged))
+                    if op == DynamoDBOperation::TransactWriteItems && r.status().is_success() =>
+                {
+                    remember(&self.tokens, &logged, r)
+                        .await
+                        .map(|r| (r, logged))
+                }
+                other => other,
+            };
             let seq = match &applied {
                 Ok((r, logged)) if r.status().is_success() => {
                     generation.records += 1;
@@ -244,11 +275,16 @@ impl Store {
             };
             (response, seq)
         };
+        self.sync(seq).await?;
+        response
+    }
+
+    /// Waits until the log is durable up to `seq`.
+    async fn sync(&self, seq: u64) -> Result<(), DynamoDBError> {
         self.wal.sync_to(seq).await.map_err(|e| {
             tracing::error!(error = %e, "dynamodb log sync failed");
             DynamoDBError::internal_error("Internal server error")
-        })?;
-        response
+        })
     }
 
     /// Writes a snapshot of the current state and deletes the logs and snapshots it replaces.
@@ -281,10 +317,11 @@ impl Store {
                     path: self.dir.clone(),
                     source: std::io::Error::other(e),
                 })?;
-            (next, snapshot)
+            (next, (snapshot, self.tokens.export()))
         };
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || persist_snapshot(&dir, generation, &snapshot))
+        let (snapshot, tokens) = snapshot;
+        tokio::task::spawn_blocking(move || persist_snapshot(&dir, generation, &snapshot, &tokens))
             .await
             .map_err(|e| DynamoError::Io {
                 path: self.dir.clone(),
@@ -376,25 +413,33 @@ async fn answer(
     }
 }
 
-/// Writes `snapshot-<generation>.json` atomically, then removes what it supersedes.
+/// Writes `path` through a synced temporary file and a rename.
+fn write_atomically(path: &Path, data: &[u8]) -> Result<(), DynamoError> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(data).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// Writes `tokens-<generation>.json`, then `snapshot-<generation>.json` (the snapshot's rename
+/// makes the pair current), then removes what they supersede.
 fn persist_snapshot(
     dir: &Path,
     generation: u64,
     snapshot: &DynamoDBSnapshot,
+    tokens: &[u8],
 ) -> Result<(), DynamoError> {
     let path = snapshot_path(dir, generation);
-    let tmp = path.with_extension("json.tmp");
     let data = serde_json::to_vec(snapshot).map_err(|e| DynamoError::Snapshot {
         path: path.clone(),
         message: e.to_string(),
     })?;
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(&data).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    write_atomically(&Tokens::path(dir, generation), tokens)?;
+    write_atomically(&path, &data)?;
     wal::sync_dir(dir).map_err(io_err(dir))?;
     for g in generations(dir, "wal-", ".log")? {
         if g < generation {
@@ -408,18 +453,58 @@ fn persist_snapshot(
             std::fs::remove_file(&old).map_err(io_err(&old))?;
         }
     }
+    for g in generations(dir, "tokens-", ".json")? {
+        if g < generation {
+            let old = Tokens::path(dir, g);
+            std::fs::remove_file(&old).map_err(io_err(&old))?;
+        }
+    }
     Ok(())
+}
+
+/// DynamoDB's answer to a token reused with other parameters.
+fn token_mismatch() -> DynamoDBError {
+    DynamoDBError::with_message(
+        rustack_dynamodb_model::error::DynamoDBErrorCode::IdempotentParameterMismatchException,
+        "ClientRequestToken was already used with different parameters",
+    )
+}
+
+/// Records a successful `TransactWriteItems` with its answer, and gives the answer back.
+async fn remember(
+    tokens: &Tokens,
+    body: &[u8],
+    response: http::Response<DynamoDBResponseBody>,
+) -> Result<http::Response<DynamoDBResponseBody>, DynamoDBError> {
+    let answer = tables::json_of(response).await?.to_string();
+    tokens.record(body, &answer);
+    Ok(rustack_dynamodb_http::response::json_response(
+        answer.into_bytes(),
+        "",
+    ))
 }
 
 /// Applies a logged request again. It succeeded when it was logged, so an error here means the
 /// engine is not deterministic for it: worth a warning, not worth refusing to start.
-async fn replay(engine: &RustackDynamoDB, handler: &RustackDynamoDBHandler, record: Record) {
+async fn replay(
+    engine: &RustackDynamoDB,
+    handler: &RustackDynamoDBHandler,
+    tokens: &Tokens,
+    record: Record,
+) {
     let Some(op) = DynamoDBOperation::from_name(&record.operation) else {
         tracing::warn!(operation = %record.operation, "unknown operation in the dynamodb log; skipped");
         return;
     };
-    match apply(engine, handler, op, Bytes::from(record.body)).await {
-        Ok((r, _)) if r.status().is_success() => {}
+    let body = Bytes::from(record.body);
+    match apply(engine, handler, op, body.clone()).await {
+        Ok((r, _)) if r.status().is_success() => {
+            if op == DynamoDBOperation::TransactWriteItems
+                && let Err(e) = remember(tokens, &body, r).await
+            {
+                tracing::warn!(error = %e.message, "a replayed transaction's token was not kept");
+            }
+        }
         Ok((r, _)) => {
             tracing::warn!(operation = %record.operation, status = %r.status(), "dynamodb log record did not replay");
         }
@@ -565,6 +650,49 @@ mod tests {
         drop(store);
         let store = Arc::new(Store::open(dir.path(), "us-east-1", 1000).await.unwrap());
         assert_eq!(counter(&store).await, json!("111"));
+    }
+
+    async fn transact_add(store: &Arc<Store>, token: &str, n: i64) -> Result<Value, String> {
+        call(
+            store,
+            "TransactWriteItems",
+            json!({
+                "ClientRequestToken": token,
+                "TransactItems": [{"Update": {
+                    "TableName": "tbl",
+                    "Key": {"pk": {"S": "counter"}},
+                    "UpdateExpression": "ADD n :n",
+                    "ExpressionAttributeValues": {":n": {"N": n.to_string()}}
+                }}]
+            }),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_transaction_token_is_honoured_across_reopens_and_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Arc::new(Store::open(dir.path(), "us-east-1", 1000).await.unwrap());
+            seed(&store).await;
+            transact_add(&store, "once", 5).await.unwrap();
+        }
+        // Reopened from the log (which then becomes a snapshot).
+        let store = Arc::new(Store::open(dir.path(), "us-east-1", 1000).await.unwrap());
+        transact_add(&store, "once", 5).await.unwrap();
+        assert_eq!(counter(&store).await, json!("5"));
+        drop(store);
+        // Reopened from that snapshot, with no log to replay.
+        let store = Arc::new(Store::open(dir.path(), "us-east-1", 1000).await.unwrap());
+        transact_add(&store, "once", 5).await.unwrap();
+        assert_eq!(counter(&store).await, json!("5"));
+        let err = transact_add(&store, "once", 6).await.unwrap_err();
+        assert!(
+            err.starts_with("IdempotentParameterMismatchException"),
+            "{err}"
+        );
+        transact_add(&store, "twice", 5).await.unwrap();
+        assert_eq!(counter(&store).await, json!("10"));
     }
 
     #[tokio::test]

@@ -628,9 +628,13 @@ impl Backend for ProcessBackend {
     async fn pause(&self, worker: &WorkerRecord) -> Result<(), BackendError> {
         let handle = handle_of(worker)?;
         match self.cgroup(&handle) {
-            Some(cg) => cg.freeze().map_err(|e| {
-                BackendError::Unavailable(format!("freezing worker {}: {e}", worker.id))
-            }),
+            // The freeze waits on the kernel (seconds at worst): not on the reactor.
+            Some(cg) => tokio::task::spawn_blocking(move || cg.freeze())
+                .await
+                .map_err(|e| BackendError::Unavailable(format!("freezing worker: {e}")))?
+                .map_err(|e| {
+                    BackendError::Unavailable(format!("freezing worker {}: {e}", worker.id))
+                }),
             None => {
                 signal_tree(handle.pid, Signal::SIGSTOP);
                 Ok(())
