@@ -19,7 +19,7 @@ use lambdock_template::manifest::Authorizer;
 use serde_json::{Map, Value, json};
 
 use crate::event::Identity;
-use crate::jwks::IssuerKeys;
+use crate::jwks::{IssuerKeys, key_in};
 use crate::response::Body;
 
 /// Secrets and token settings.
@@ -342,16 +342,13 @@ impl Auth {
         ) {
             return Err(Refusal::Unauthorized);
         }
-        let configured = self.cfg.jwks.as_ref().and_then(|set| match &header.kid {
-            Some(kid) => set.find(kid).cloned(),
-            None if set.keys.len() == 1 => set.keys.first().cloned(),
-            None => None,
-        });
+        let kid = header.kid.as_deref();
+        let configured = self.cfg.jwks.as_ref().and_then(|set| key_in(set, kid));
         let jwk = match configured {
             Some(jwk) => jwk,
             None => self
                 .issuers
-                .find(issuer, header.kid.as_deref())
+                .find(issuer, kid)
                 .await
                 .ok_or(Refusal::Unauthorized)?,
         };

@@ -41,10 +41,23 @@ struct Cached {
     set: Option<JwkSet>,
 }
 
+/// The key `kid` of `set` (without a `kid`, the set's only key).
+pub fn key_in(set: &JwkSet, kid: Option<&str>) -> Option<Jwk> {
+    match kid {
+        Some(kid) => set.find(kid).cloned(),
+        None if set.keys.len() == 1 => set.keys.first().cloned(),
+        None => None,
+    }
+}
+
+/// One issuer's cached set; its lock is held across a fetch, so concurrent tokens of that
+/// issuer wait for one fetch while other issuers are not held up.
+type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
+
 /// The key sets of other issuers, fetched on demand.
 pub struct IssuerKeys {
     client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
-    cache: tokio::sync::Mutex<HashMap<String, Cached>>,
+    issuers: std::sync::Mutex<HashMap<String, Slot>>,
 }
 
 impl IssuerKeys {
@@ -58,20 +71,22 @@ impl IssuerKeys {
             .build();
         Ok(IssuerKeys {
             client: Client::builder(TokioExecutor::new()).build(https),
-            cache: tokio::sync::Mutex::new(HashMap::new()),
+            issuers: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
     /// The key `kid` of `issuer` (without a `kid`, the set's only key).
     pub async fn find(&self, issuer: &str, kid: Option<&str>) -> Option<Jwk> {
-        // Held across the fetch: concurrent tokens of one issuer wait for one fetch.
-        let mut cache = self.cache.lock().await;
-        let lookup = |set: &JwkSet| match kid {
-            Some(kid) => set.find(kid).cloned(),
-            None if set.keys.len() == 1 => set.keys.first().cloned(),
-            None => None,
-        };
-        if let Some(cached) = cache.get(issuer) {
+        let slot = self
+            .issuers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(issuer.to_string())
+            .or_default()
+            .clone();
+        let mut cached = slot.lock().await;
+        let lookup = |set: &JwkSet| key_in(set, kid);
+        if let Some(cached) = cached.as_ref() {
             let found = cached.set.as_ref().and_then(lookup);
             let age = cached.fetched.elapsed();
             if (found.is_some() && age < FRESH_FOR) || age < REFETCH_AFTER {
@@ -86,13 +101,10 @@ impl IssuerKeys {
             }
         };
         let found = set.as_ref().and_then(lookup);
-        cache.insert(
-            issuer.to_string(),
-            Cached {
-                fetched: Instant::now(),
-                set,
-            },
-        );
+        *cached = Some(Cached {
+            fetched: Instant::now(),
+            set,
+        });
         found
     }
 

@@ -29,7 +29,7 @@ use rustack_dynamodb_model::operations::DynamoDBOperation;
 
 use crate::DynamoError;
 use crate::tables;
-use crate::tokens::{Seen, Tokens};
+use crate::tokens::{Seen, TokenKey, Tokens};
 use crate::wal::{self, Record, Wal};
 
 /// Log records after which a snapshot replaces the logs.
@@ -216,9 +216,12 @@ impl Store {
         body: Bytes,
     ) -> Result<http::Response<DynamoDBResponseBody>, DynamoDBError> {
         let (response, seq) = if is_mutating(op) {
+            let token = (op == DynamoDBOperation::TransactWriteItems)
+                .then(|| TokenKey::of(&body))
+                .flatten();
             let mut generation = self.apply.lock().await;
-            if op == DynamoDBOperation::TransactWriteItems {
-                match self.tokens.check(&body) {
+            if let Some(key) = &token {
+                match self.tokens.check(key) {
                     Some(Seen::Again(answer)) => {
                         let seq = self.wal.last();
                         drop(generation);
@@ -233,15 +236,11 @@ impl Store {
                 }
             }
             let applied = apply(&self.engine, &self.handler, op, body).await;
-            let applied = match applied {
-                Ok((r, logged))
-                    if op == DynamoDBOperation::TransactWriteItems && r.status().is_success() =>
-                {
-                    remember(&self.tokens, &logged, r)
-                        .await
-                        .map(|r| (r, logged))
+            let applied = match (applied, token) {
+                (Ok((r, logged)), Some(key)) if r.status().is_success() => {
+                    remember(&self.tokens, key, r).await.map(|r| (r, logged))
                 }
-                other => other,
+                (applied, _) => applied,
             };
             let seq = match &applied {
                 Ok((r, logged)) if r.status().is_success() => {
@@ -473,11 +472,11 @@ fn token_mismatch() -> DynamoDBError {
 /// Records a successful `TransactWriteItems` with its answer, and gives the answer back.
 async fn remember(
     tokens: &Tokens,
-    body: &[u8],
+    key: TokenKey,
     response: http::Response<DynamoDBResponseBody>,
 ) -> Result<http::Response<DynamoDBResponseBody>, DynamoDBError> {
     let answer = tables::json_of(response).await?.to_string();
-    tokens.record(body, &answer);
+    tokens.record(key, answer.clone());
     Ok(rustack_dynamodb_http::response::json_response(
         answer.into_bytes(),
         "",
@@ -500,7 +499,8 @@ async fn replay(
     match apply(engine, handler, op, body.clone()).await {
         Ok((r, _)) if r.status().is_success() => {
             if op == DynamoDBOperation::TransactWriteItems
-                && let Err(e) = remember(tokens, &body, r).await
+                && let Some(key) = TokenKey::of(&body)
+                && let Err(e) = remember(tokens, key, r).await
             {
                 tracing::warn!(error = %e.message, "a replayed transaction's token was not kept");
             }

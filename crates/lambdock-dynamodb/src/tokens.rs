@@ -47,18 +47,33 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The token of a `TransactWriteItems` body, and the fingerprint of the rest of it (objects
-/// sorted, so the same parameters in another key order are the same request).
-fn token_and_fingerprint(body: &[u8]) -> Option<(String, String)> {
-    let mut request: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let token = request
-        .as_object_mut()?
-        .remove("ClientRequestToken")?
-        .as_str()?
-        .to_string();
-    request.sort_all_objects();
-    let canonical = serde_json::to_vec(&request).ok()?;
-    Some((token, hex::encode(Sha256::digest(&canonical))))
+/// The token of a `TransactWriteItems` request, and the fingerprint of the rest of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenKey {
+    token: String,
+    fingerprint: String,
+}
+
+impl TokenKey {
+    /// The key of a `TransactWriteItems` body, when it carries a token (objects sorted, so the
+    /// same parameters in another key order are the same request). A body without one costs
+    /// only a search for the member's name.
+    pub fn of(body: &[u8]) -> Option<TokenKey> {
+        const NAME: &[u8] = b"\"ClientRequestToken\"";
+        body.windows(NAME.len()).position(|w| w == NAME)?;
+        let mut request: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let token = request
+            .as_object_mut()?
+            .remove("ClientRequestToken")?
+            .as_str()?
+            .to_string();
+        request.sort_all_objects();
+        let canonical = serde_json::to_vec(&request).ok()?;
+        Some(TokenKey {
+            token,
+            fingerprint: hex::encode(Sha256::digest(&canonical)),
+        })
+    }
 }
 
 impl Tokens {
@@ -66,14 +81,13 @@ impl Tokens {
         self.completed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether `body` repeats a transaction of the last ten minutes.
-    pub fn check(&self, body: &[u8]) -> Option<Seen> {
-        let (token, fingerprint) = token_and_fingerprint(body)?;
+    /// Whether the request of `key` repeats a transaction of the last ten minutes.
+    pub fn check(&self, key: &TokenKey) -> Option<Seen> {
         let mut completed = self.completed();
         let cutoff = now_ms().saturating_sub(WINDOW.as_millis() as u64);
         completed.retain(|_, c| c.completed_ms >= cutoff);
-        let c = completed.get(&token)?;
-        Some(if c.fingerprint == fingerprint {
+        let c = completed.get(&key.token)?;
+        Some(if c.fingerprint == key.fingerprint {
             Seen::Again(c.answer.clone())
         } else {
             Seen::Mismatch
@@ -82,14 +96,12 @@ impl Tokens {
 
     /// Remembers a transaction that succeeded with `answer` (a replayed one with the time of
     /// the replay, which can only make its window longer, never let a retry apply twice).
-    pub fn record(&self, body: &[u8], answer: &str) {
-        if let Some((token, fingerprint)) = token_and_fingerprint(body) {
-            self.completed().entry(token).or_insert(Completed {
-                fingerprint,
-                completed_ms: now_ms(),
-                answer: answer.to_string(),
-            });
-        }
+    pub fn record(&self, key: TokenKey, answer: String) {
+        self.completed().entry(key.token).or_insert(Completed {
+            fingerprint: key.fingerprint,
+            completed_ms: now_ms(),
+            answer,
+        });
     }
 
     /// The file saved beside `snapshot-<generation>.json`.
@@ -125,24 +137,26 @@ mod tests {
     fn same_parameters_in_any_order_repeat_and_others_mismatch() {
         let tokens = Tokens::default();
         let first = br#"{"ClientRequestToken":"t1","TransactItems":[{"Put":{"TableName":"a","Item":{"k":{"S":"1"},"v":{"N":"2"}}}}]}"#;
-        assert_eq!(tokens.check(first), None);
-        tokens.record(first, "{}");
+        let key = |body: &[u8]| TokenKey::of(body).unwrap();
+        assert_eq!(tokens.check(&key(first)), None);
+        tokens.record(key(first), "{}".into());
         let reordered = br#"{"TransactItems":[{"Put":{"Item":{"v":{"N":"2"},"k":{"S":"1"}},"TableName":"a"}}],"ClientRequestToken":"t1"}"#;
-        assert_eq!(tokens.check(reordered), Some(Seen::Again("{}".into())));
+        assert_eq!(
+            tokens.check(&key(reordered)),
+            Some(Seen::Again("{}".into()))
+        );
         let other = br#"{"ClientRequestToken":"t1","TransactItems":[{"Put":{"TableName":"b","Item":{"k":{"S":"1"}}}}]}"#;
-        assert_eq!(tokens.check(other), Some(Seen::Mismatch));
-        // Without a token nothing is remembered.
-        let untokened = br#"{"TransactItems":[]}"#;
-        tokens.record(untokened, "{}");
-        assert_eq!(tokens.check(untokened), None);
+        assert_eq!(tokens.check(&key(other)), Some(Seen::Mismatch));
+        // A request without a token has no key.
+        assert_eq!(TokenKey::of(br#"{"TransactItems":[]}"#), None);
     }
 
     #[test]
     fn saved_tokens_load_back_and_expire() {
         let dir = tempfile::tempdir().unwrap();
         let tokens = Tokens::default();
-        let body = br#"{"ClientRequestToken":"t1","TransactItems":[]}"#;
-        tokens.record(body, "{}");
+        let key = TokenKey::of(br#"{"ClientRequestToken":"t1","TransactItems":[]}"#).unwrap();
+        tokens.record(key.clone(), "{}".into());
         tokens.completed().insert(
             "old".into(),
             Completed {
@@ -154,7 +168,7 @@ mod tests {
         let path = Tokens::path(dir.path(), 3);
         std::fs::write(&path, tokens.export()).unwrap();
         let loaded = Tokens::load(&path).unwrap();
-        assert_eq!(loaded.check(body), Some(Seen::Again("{}".into())));
+        assert_eq!(loaded.check(&key), Some(Seen::Again("{}".into())));
         assert!(!loaded.completed().contains_key("old"));
         assert!(
             Tokens::load(&Tokens::path(dir.path(), 4))
