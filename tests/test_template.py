@@ -29,11 +29,11 @@ def invoke(client, name, event):
     return out, json.loads(out["Payload"].read())
 
 
-def deploy(up, template, tmp_path, *extra):
+def deploy(up, template, build_dir, *extra):
     return subprocess.run(
         [str(LAMBDOCK), "deploy", "-t", str(template), "--gateway", up.endpoint,
          "--s3-endpoint", up.s3_endpoint, "--dynamodb-endpoint", up.dynamodb,
-         "--build-dir", str(tmp_path / "build"), *PROFILE, *extra],
+         "--build-dir", str(build_dir), *PROFILE, *extra],
         capture_output=True, text=True, timeout=600,
         env={**os.environ, "LAMBDOCK_ACCESS_KEY": ACCESS_KEY, "LAMBDOCK_SECRET_KEY": SECRET_KEY},
     )
@@ -118,7 +118,11 @@ def test_redeploy_switches_with_no_failed_invocation(app, tmp_path):
         while len(results) < 10:
             assert time.time() < deadline and not failures, failures
             time.sleep(0.05)
-        done = deploy(app, APP / "template.yaml", tmp_path, "--parameter-overrides", "Greeting=Howdy")
+        # Into the build directory `up -t` used: the running deployment's code stays untouched.
+        build = tmp_path / "data" / "build"
+        first = set((build / "deployments").iterdir())
+        assert len(first) == 1
+        done = deploy(app, APP / "template.yaml", build, "--parameter-overrides", "Greeting=Howdy")
         assert done.returncode == 0, done.stderr
         # The bucket and the table exist already: a second deploy changes nothing.
         assert re.search(r"bucket lambdock-uploads\s+unchanged", done.stdout), done.stdout
@@ -136,6 +140,15 @@ def test_redeploy_switches_with_no_failed_invocation(app, tmp_path):
     assert results[0] == "Hello" and set(results[-10:]) == {"Howdy"}
     _, body = get(f"http://127.0.0.1:{app.api_port}/hello?name=after")
     assert body["message"] == "Howdy, after!"
+    # The replaced deployment's bundles outlive its in-flight invocations, until the next deploy.
+    second = set((build / "deployments").iterdir())
+    assert first < second and len(second) == 2
+    done = deploy(app, APP / "template.yaml", build, "--parameter-overrides", "Greeting=Hi")
+    assert done.returncode == 0, done.stderr
+    third = set((build / "deployments").iterdir())
+    assert len(third) == 2 and not first & third and second & third
+    _, body = get(f"http://127.0.0.1:{app.api_port}/hello?name=again")
+    assert body["message"] == "Hi, again!"
 
 
 def test_a_changed_table_is_reported_and_left_alone(app, tmp_path):
@@ -146,7 +159,7 @@ def test_a_changed_table_is_reported_and_left_alone(app, tmp_path):
         "        - AttributeName: pk\n          AttributeType: S",
         "        - AttributeName: pk\n          AttributeType: S\n        - AttributeName: sk\n          AttributeType: S",
     ))
-    done = deploy(app, template, tmp_path)
+    done = deploy(app, template, tmp_path / "build")
     assert done.returncode == 0, done.stderr
     assert "table lambdock-visits exists and differs: key schema is HASH pk but the template says HASH pk, RANGE sk" in done.stderr
     assert re.search(r"table\s+lambdock-visits\s+differs", done.stdout)
@@ -169,7 +182,7 @@ def test_a_changed_table_is_reported_and_left_alone(app, tmp_path):
 ])
 def test_a_bad_template_is_refused_and_the_running_deployment_stays(app, tmp_path, case, edit, message):
     template = local_template(tmp_path, edit)
-    done = deploy(app, template, tmp_path)
+    done = deploy(app, template, tmp_path / "build")
     assert done.returncode != 0
     assert re.search(re.escape(str(template)) + message, done.stderr), done.stderr
     _, body = get(f"http://127.0.0.1:{app.api_port}/hello?name=still")

@@ -73,7 +73,12 @@ pub struct BuildArgs {
 
 /// Compiles, bundles and prints the summary.
 pub fn run(args: BuildArgs) -> Result<(), Box<dyn Error>> {
-    let manifest = crate::deploy::prepare(&args.template, &args.build_dir, &args.cargo_profile)?;
+    let manifest = crate::deploy::prepare(
+        &args.template,
+        &args.build_dir,
+        &args.build_dir,
+        &args.cargo_profile,
+    )?;
     eprintln!("Wrote {}", args.build_dir.join("manifest.json").display());
     print_summary(&manifest);
     Ok(())

@@ -158,7 +158,7 @@ pub async fn invoke(args: InvokeArgs) -> Result<(), Error> {
 }
 
 /// GETs one of Lambdock's own JSON resources.
-async fn get_json(endpoint: &Endpoint, path: &str) -> Result<serde_json::Value, Error> {
+pub async fn get_json(endpoint: &Endpoint, path: &str) -> Result<serde_json::Value, Error> {
     let resp = call(endpoint, http::Method::GET, path, Bytes::new(), &[]).await?;
     if !resp.status().is_success() {
         return Err(format!(

@@ -3,7 +3,7 @@
 //! manifest to the gateway, which switches to it without failing an invocation.
 
 use std::error::Error;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use lambdock_provision::{Change, Endpoints, Outcome, Provisioner};
@@ -60,11 +60,43 @@ pub struct DeployArgs {
     stores: StoreArgs,
 }
 
-/// Compiles and bundles a template (building Rust functions with `cargo_profile`): the manifest
-/// to deploy.
+/// Where a deploy's bundles go: a directory of its own under the build root, so that a redeploy
+/// never rewrites code that workers of the running deployment still use.
+pub fn bundle_dir(build_root: &Path) -> PathBuf {
+    let id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    build_root.join("deployments").join(id.to_string())
+}
+
+/// Removes the bundle directories under `build_root` that no manifest of `keep` uses.
+pub fn prune_bundles(build_root: &Path, keep: &[&Manifest]) {
+    // Manifests hold canonical paths.
+    let Ok(entries) =
+        std::fs::canonicalize(build_root.join("deployments")).and_then(std::fs::read_dir)
+    else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let used = keep.iter().any(|m| {
+            m.functions.values().any(|f| {
+                matches!(&f.code, lambdock_template::manifest::Code::Dir(d) if d.starts_with(&dir))
+                    || f.layers.iter().any(|l| l.starts_with(&dir))
+            })
+        });
+        if !used && let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("  warning: removing the old bundles {}: {e}", dir.display());
+        }
+    }
+}
+
+/// Compiles and bundles a template into `bundle_dir` (building Rust functions with
+/// `cargo_profile`, their cargo output cached under `build_root`): the manifest to deploy.
 pub fn prepare(
     template: &TemplateArgs,
-    build_dir: &Path,
+    build_root: &Path,
+    bundle_dir: &Path,
     cargo_profile: &str,
 ) -> Result<Manifest, Box<dyn Error>> {
     let mut compiled = template.compile()?;
@@ -77,13 +109,13 @@ pub fn prepare(
             )
         })?;
     }
-    crate::cargo_build::run(&mut compiled, build_dir, cargo_profile)?;
+    crate::cargo_build::run(&mut compiled, build_root, cargo_profile)?;
     eprintln!(
         "Bundling {} function(s) into {}",
         compiled.manifest.functions.len(),
-        build_dir.display()
+        bundle_dir.display()
     );
-    let built = lambdock_template::build(&compiled, build_dir)?;
+    let built = lambdock_template::build(&compiled, bundle_dir)?;
     for warning in &built.warnings {
         eprintln!("  warning: {warning}");
     }
@@ -137,9 +169,11 @@ pub fn print_outcomes(outcomes: &[Outcome]) {
 
 /// Runs `lambdock deploy`.
 pub async fn deploy(args: DeployArgs) -> Result<(), Box<dyn Error>> {
+    let root = &args.build.build_dir;
     let manifest = prepare(
         &args.build.template,
-        &args.build.build_dir,
+        root,
+        &bundle_dir(root),
         &args.build.cargo_profile,
     )?;
     let outcomes = provision(
@@ -160,6 +194,12 @@ pub async fn deploy(args: DeployArgs) -> Result<(), Box<dyn Error>> {
         secret_key: args.secret_key.clone(),
         region: args.build.template.region.clone(),
     };
+    // The deployment being replaced keeps its bundles until the next deploy: its in-flight
+    // invocations finish on them.
+    let live: Option<Manifest> = crate::client::get_json(&endpoint, "/lambdock/v1/deployment")
+        .await
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok());
     let body = serde_json::to_vec(&manifest)?;
     let resp = call(
         &endpoint,
@@ -180,6 +220,10 @@ pub async fn deploy(args: DeployArgs) -> Result<(), Box<dyn Error>> {
             resp.status()
         )
         .into());
+    }
+    // Without the running deployment's manifest nothing is known to be unused.
+    if let Some(live) = &live {
+        prune_bundles(root, &[live, &manifest]);
     }
     crate::build::print_summary(&manifest);
     print_outcomes(&outcomes);

@@ -160,18 +160,25 @@ pub async fn up(args: UpArgs) -> Result<(), Error> {
         .map_err(|e| format!("creating {}: {e}", g.data_dir.display()))?;
     // A template that does not build stops `up` before anything starts.
     let template = match &args.template {
-        Some(path) => Some(crate::deploy::prepare(
-            &crate::build::TemplateArgs {
-                template: path.clone(),
-                parameter_overrides: args.parameter_overrides.clone(),
-                region: g.region.clone(),
-                account_id: g.account_id.clone(),
-                stack_name: "lambdock".into(),
-                runtimes: None,
-            },
-            &g.data_dir.join("build"),
-            &args.cargo_profile,
-        )?),
+        Some(path) => {
+            let root = g.data_dir.join("build");
+            let manifest = crate::deploy::prepare(
+                &crate::build::TemplateArgs {
+                    template: path.clone(),
+                    parameter_overrides: args.parameter_overrides.clone(),
+                    region: g.region.clone(),
+                    account_id: g.account_id.clone(),
+                    stack_name: "lambdock".into(),
+                    runtimes: None,
+                },
+                &root,
+                &crate::deploy::bundle_dir(&root),
+                &args.cargo_profile,
+            )?;
+            // Nothing runs yet: the earlier runs' bundles are all unused.
+            crate::deploy::prune_bundles(&root, &[&manifest]);
+            Some(manifest)
+        }
         None => None,
     };
     let rie = args
