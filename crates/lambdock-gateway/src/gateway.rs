@@ -11,9 +11,6 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use lambdock_template::manifest::Manifest;
 
 use crate::breaker::{Admission, BreakerConfig, Breakers, Failure};
@@ -24,6 +21,10 @@ use crate::pool::{Lease, Pools};
 use crate::queue::{Event, Queue};
 use crate::registry::{Registry, Resolved};
 use crate::sigv4::Verifier;
+use crate::worker_conn::{self, CallError};
+
+/// The largest answer read from a worker: a 6 MB response with room for its encoding.
+const MAX_ANSWER: usize = 8 * 1024 * 1024;
 
 /// What a worker (or the breaker, for it) answered.
 #[derive(Debug)]
@@ -87,7 +88,6 @@ pub struct Gateway {
     deployed_at: RwLock<String>,
     /// The pools.
     pub pools: Pools,
-    http: Client<HttpConnector, Full<Bytes>>,
     verifier: Option<Verifier<HashMap<String, String>>>,
     breakers: Breakers,
     queue: Option<Arc<Queue>>,
@@ -173,12 +173,6 @@ impl Gateway {
         queue: Option<Arc<Queue>>,
     ) -> Gateway {
         let registry = Registry::new(manifest, &cfg.region, &cfg.account_id);
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
         let verifier = cfg.credentials.clone().map(|c| Verifier::new(c, "lambda"));
         let breakers = Breakers::new(cfg.breaker);
         Gateway {
@@ -188,7 +182,6 @@ impl Gateway {
             registry: RwLock::new(Arc::new(registry)),
             deployed_at: RwLock::new(now_iso()),
             pools,
-            http,
             verifier,
             metrics: Metrics::default(),
             schedules: RwLock::new(serde_json::Value::Array(Vec::new())),
@@ -591,22 +584,21 @@ impl Gateway {
         self.queue.clone()
     }
 
+    /// Posts the invocation to the leased worker and reads its whole answer.
     async fn call_worker(
         &self,
-        lease: &Lease,
+        lease: &mut Lease,
         h: &HeaderMap,
         resolved: &Resolved,
         body: &Bytes,
         request_id: &str,
         trace_id: &str,
-    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
-        let mut builder = Request::post(format!(
-            "http://{}/2015-03-31/functions/function/invocations",
-            lease.worker.addr
-        ))
-        .header("x-lambdock-request-id", request_id)
-        .header("x-lambdock-invoked-function-arn", &resolved.invoked_arn)
-        .header("x-amzn-trace-id", trace_id);
+    ) -> Result<(http::response::Parts, Bytes), CallError> {
+        let mut builder = Request::post("/2015-03-31/functions/function/invocations")
+            .header(http::header::HOST, lease.worker.addr.to_string())
+            .header("x-lambdock-request-id", request_id)
+            .header("x-lambdock-invoked-function-arn", &resolved.invoked_arn)
+            .header("x-amzn-trace-id", trace_id);
         for name in ["x-amz-client-context", "x-amz-log-type", "x-amz-tenant-id"] {
             if let Some(v) = h.get(name) {
                 builder = builder.header(name, v);
@@ -616,7 +608,8 @@ impl Gateway {
             Ok(r) => r,
             Err(_) => Request::new(Full::new(body.clone())),
         };
-        self.http.request(request).await
+        let addr = lease.worker.addr;
+        worker_conn::call(&mut lease.worker.conn, addr, request, MAX_ANSWER).await
     }
 
     async fn invoke_sync(
@@ -684,7 +677,7 @@ impl Gateway {
         let mut attempt = 0;
         let (lease, answer) = loop {
             attempt += 1;
-            let lease = match self.pools.acquire(function, &resolved.version).await {
+            let mut lease = match self.pools.acquire(function, &resolved.version).await {
                 Ok(l) => l,
                 Err(e) => {
                     if matches!(e, LambdaError::TooManyRequests { .. }) {
@@ -694,7 +687,7 @@ impl Gateway {
                 }
             };
             match self
-                .call_worker(&lease, h, resolved, &body, request_id, trace_id)
+                .call_worker(&mut lease, h, resolved, &body, request_id, trace_id)
                 .await
             {
                 Ok(answer) => break (lease, answer),
@@ -705,23 +698,17 @@ impl Gateway {
                 }
                 Err(e) => {
                     self.pools.release(lease, false).await;
-                    return Err(LambdaError::ResourceNotReady(format!(
-                        "The function's execution environment could not be reached: {e}"
-                    )));
+                    return Err(LambdaError::ResourceNotReady(match e {
+                        CallError::Body(e) => format!("The function's answer was cut short: {e}"),
+                        e => format!(
+                            "The function's execution environment could not be reached: {e}"
+                        ),
+                    }));
                 }
             }
         };
         let cold = lease.cold;
-        let (parts, incoming) = answer.into_parts();
-        let payload = match Limited::new(incoming, 8 * 1024 * 1024).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
-                self.pools.release(lease, false).await;
-                return Err(LambdaError::ResourceNotReady(format!(
-                    "The function's answer was cut short: {e}"
-                )));
-            }
-        };
+        let (parts, payload) = answer;
         let error_type = header(&parts.headers, "x-lambdock-error-type").map(str::to_string);
         let healthy = error_type
             .as_deref()

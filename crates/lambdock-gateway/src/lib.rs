@@ -7,6 +7,7 @@
 //! - [`pool`]: per-function pools (concurrency caps, throttling, provisioned and idle workers,
 //!   adoption after a restart).
 //! - [`sigv4`]: signature verification.
+//! - [`worker_conn`]: the connection to a worker, driven by the invocation's own task.
 //! - [`breaker`]: per-function circuit breakers.
 //! - [`queue`] and [`asynchronous`]: `Event` invocations, durable before 202, retried as Lambda does.
 //! - [`errors`], [`management`], [`metrics`]: AWS's error and resource shapes, Prometheus.
@@ -22,6 +23,7 @@ pub mod queue;
 pub mod registry;
 pub mod server;
 pub mod sigv4;
+pub mod worker_conn;
 
 /// Now, as Unix epoch milliseconds.
 pub(crate) fn now_ms() -> i64 {

@@ -30,6 +30,7 @@ use tonic::transport::Channel;
 
 use crate::errors::LambdaError;
 use crate::registry::FunctionEntry;
+use crate::worker_conn::WorkerConn;
 
 /// Label keys on workers.
 pub const LABEL_FUNCTION: &str = "lambdock.function";
@@ -52,7 +53,7 @@ pub struct PoolConfig {
 }
 
 /// A worker as the gateway sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Worker {
     /// Agent's id.
     pub id: String,
@@ -60,6 +61,8 @@ pub struct Worker {
     pub addr: SocketAddr,
     /// The function version it runs.
     pub version: String,
+    /// The gateway's connection to it, kept open while it idles.
+    pub conn: Option<WorkerConn>,
     last_used: Instant,
 }
 
@@ -302,6 +305,7 @@ impl Pools {
             id: created.id,
             addr,
             version: version.to_string(),
+            conn: None,
             last_used: Instant::now(),
         })
     }
@@ -347,21 +351,19 @@ impl Pools {
                     .count();
                 let mut idle = pool.idle();
                 let mut removable = of_provisioned.saturating_sub(keep);
-                let mut out = vec![];
-                idle.retain(|w| {
+                idle.extract_if(.., |w| {
                     if w.last_used.elapsed() <= self.cfg.idle_timeout {
-                        return true;
+                        return false;
                     }
                     if w.version == provisioned {
                         if removable == 0 {
-                            return true;
+                            return false;
                         }
                         removable -= 1;
                     }
-                    out.push(w.clone());
-                    false
-                });
-                out
+                    true
+                })
+                .collect()
             };
             for w in expired {
                 pool.members().remove(&w.id);
@@ -430,6 +432,7 @@ impl Pools {
                         id: w.id,
                         addr,
                         version,
+                        conn: None,
                         last_used: Instant::now(),
                     });
                 }
