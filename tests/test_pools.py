@@ -4,11 +4,13 @@ deploy, and a restarted gateway adopts its warm workers."""
 
 import concurrent.futures
 import json
+import os
+import subprocess
 import time
 
 import pytest
 
-from conftest import python_function
+from conftest import ACCESS_KEY, LAMBDOCK, SECRET_KEY, python_function
 
 
 def invoke(client, name, payload):
@@ -159,3 +161,22 @@ def test_ctrl_c_drains_in_flight_and_stops_every_worker(up_factory):
         except OSError:
             pass
     assert not left, f"workers left: {left}"
+
+
+def test_a_caller_hanging_up_mid_invocation_leaks_no_worker(up_factory):
+    import botocore.exceptions
+    up = up_factory({"slow": python_function(reserved_concurrency=1, timeout_s=10)})
+    impatient = up.client(read_timeout=0.3)
+    for _ in range(3):
+        with pytest.raises(botocore.exceptions.ReadTimeoutError):
+            invoke(impatient, "slow", {"action": "sleep", "seconds": 1})
+    time.sleep(1.5)
+    # As in Lambda, the invocations ran to their end; their worker serves the next caller.
+    r, body = invoke(up.client(), "slow", {"action": "noop"})
+    assert r["StatusCode"] == 200 and "FunctionError" not in r, body
+    assert up.metric("lambdock_pool_workers", "slow") == 1
+    workers = subprocess.run(
+        [str(LAMBDOCK), "ps", "--endpoint", up.endpoint], capture_output=True, text=True,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY})
+    assert workers.returncode == 0, workers.stderr
+    assert sum(" slow " in f" {line} " for line in workers.stdout.splitlines()) == 1, workers.stdout

@@ -354,7 +354,7 @@ impl Gateway {
     }
 
     async fn route(
-        &self,
+        self: &Arc<Self>,
         parts: &http::request::Parts,
         body: Bytes,
         request_id: &str,
@@ -452,7 +452,7 @@ impl Gateway {
     }
 
     async fn invoke(
-        &self,
+        self: &Arc<Self>,
         parts: &http::request::Parts,
         function_name: &str,
         qualifier: Option<&str>,
@@ -613,16 +613,24 @@ impl Gateway {
     }
 
     async fn invoke_sync(
-        &self,
+        self: &Arc<Self>,
         h: &HeaderMap,
         resolved: &Resolved,
         body: Bytes,
         request_id: &str,
         trace_id: &str,
     ) -> Result<Response<Body>, LambdaError> {
-        let outcome = self
-            .execute(h, resolved, body, request_id, trace_id)
-            .await?;
+        // The invocation runs in its own task: as in Lambda, a caller that hangs up does not stop
+        // it, and its worker goes back to the pool when the function is done.
+        let gateway = Arc::clone(self);
+        let (headers, target) = (h.clone(), resolved.clone());
+        let (rid, trace) = (request_id.to_string(), trace_id.to_string());
+        let outcome =
+            tokio::spawn(
+                async move { gateway.execute(&headers, &target, body, &rid, &trace).await },
+            )
+            .await
+            .map_err(|e| LambdaError::Service(format!("the invocation task failed: {e}")))??;
         let mut resp = Response::new(Full::new(outcome.payload));
         let out = resp.headers_mut();
         out.insert(
