@@ -1,11 +1,10 @@
 //! The gateway's connection to one worker's invoke endpoint, driven by the invocation's own task.
 //!
 //! A worker serves one invocation at a time, so it needs exactly one keep-alive connection,
-//! which idles with the worker in its pool. The connection is polled inside the task that
-//! serves the caller, not in a task of its own as a pooled HTTP client does: an invocation then
-//! stays on one thread, with no channel hop and no cross-thread wake-up between the caller's
-//! connection and the worker's. On a 2-core machine those wake-ups were most of the latency the
-//! gateway added to a warm invocation.
+//! which idles with the worker in its pool. The connection is polled inside the task that runs
+//! the invocation, not in a task of its own as a pooled HTTP client does: the exchange with the
+//! worker then needs no channel hop and no cross-thread wake-up. On a 2-core machine those
+//! wake-ups were a good part of the latency the gateway added to a warm invocation.
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
