@@ -33,6 +33,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use lambdock_gateway::errors::LambdaError;
 use lambdock_gateway::gateway::{Gateway, MAX_SYNC_REQUEST, new_trace_id};
 use lambdock_gateway::registry::Registry;
+use lambdock_gateway::run_to_end::RunToEnd;
 use lambdock_template::manifest::ApiKind;
 
 use crate::auth::{Auth, AuthConfig, Refusal};
@@ -291,32 +292,28 @@ impl ApiGateway {
         };
         let trace_id =
             header(&parts.headers, "x-amzn-trace-id").map_or_else(new_trace_id, str::to_string);
-        // The invocation runs in its own task: at the integration timeout the caller gets its
-        // answer while the function finishes and its worker goes back to the pool.
+        // At the integration timeout (or when the caller hangs up) the invocation goes on: the
+        // function finishes and its worker goes back to the pool.
         let gateway = self.gateway.clone();
         let (rid, trace) = (request_id.to_string(), trace_id.clone());
-        let task = tokio::spawn(async move {
+        let invocation = RunToEnd::new(async move {
             gateway
                 .execute(&HeaderMap::new(), &resolved, payload, &rid, &trace)
                 .await
         });
-        let outcome = match tokio::time::timeout(self.timeout, task).await {
+        let outcome = match tokio::time::timeout(self.timeout, invocation).await {
             Err(_) => {
                 tracing::warn!(request_id, timeout = ?self.timeout, "integration timed out");
                 return Failure::Timeout.response(kind);
             }
-            Ok(Err(e)) => {
-                tracing::error!(request_id, error = %e, "invocation task failed");
-                return Failure::Internal.response(kind);
-            }
-            Ok(Ok(Err(LambdaError::TooManyRequests { .. }))) => {
+            Ok(Err(LambdaError::TooManyRequests { .. })) => {
                 return Failure::Throttled.response(kind);
             }
-            Ok(Ok(Err(e))) => {
+            Ok(Err(e)) => {
                 tracing::error!(request_id, error = %e, "invocation failed");
                 return Failure::Internal.response(kind);
             }
-            Ok(Ok(Ok(outcome))) => outcome,
+            Ok(Ok(outcome)) => outcome,
         };
         if let Some(error_type) = &outcome.error_type {
             tracing::warn!(request_id, error_type, "the function failed");

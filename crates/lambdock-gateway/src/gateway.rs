@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::pool::{Lease, Pools};
 use crate::queue::{Event, Queue};
 use crate::registry::{Registry, Resolved};
+use crate::run_to_end::RunToEnd;
 use crate::sigv4::Verifier;
 use crate::worker_conn::{self, CallError};
 
@@ -620,17 +621,16 @@ impl Gateway {
         request_id: &str,
         trace_id: &str,
     ) -> Result<Response<Body>, LambdaError> {
-        // The invocation runs in its own task: as in Lambda, a caller that hangs up does not stop
-        // it, and its worker goes back to the pool when the function is done.
+        // As in Lambda, a caller that hangs up does not stop the invocation, and its worker goes
+        // back to the pool when the function is done.
         let gateway = Arc::clone(self);
         let (headers, target) = (h.clone(), resolved.clone());
         let (rid, trace) = (request_id.to_string(), trace_id.to_string());
         let outcome =
-            tokio::spawn(
+            RunToEnd::new(
                 async move { gateway.execute(&headers, &target, body, &rid, &trace).await },
             )
-            .await
-            .map_err(|e| LambdaError::Service(format!("the invocation task failed: {e}")))??;
+            .await?;
         let mut resp = Response::new(Full::new(outcome.payload));
         let out = resp.headers_mut();
         out.insert(

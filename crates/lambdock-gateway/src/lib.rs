@@ -6,6 +6,7 @@
 //! - [`gateway`]: the AWS endpoint (Invoke, management reads, `/metrics`).
 //! - [`pool`]: per-function pools (concurrency caps, throttling, provisioned and idle workers,
 //!   adoption after a restart).
+//! - [`run_to_end`]: invocations that finish when their caller stops waiting.
 //! - [`sigv4`]: signature verification.
 //! - [`worker_conn`]: the connection to a worker, driven by the invocation's own task.
 //! - [`breaker`]: per-function circuit breakers.
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod pool;
 pub mod queue;
 pub mod registry;
+pub mod run_to_end;
 pub mod server;
 pub mod sigv4;
 pub mod worker_conn;
