@@ -65,7 +65,7 @@ def write_manifest(path: Path, functions, schedules):
 
 @pytest.fixture
 def scheduled(tmp_path, record_dir):
-    files = {n: record_dir / f"{n}.jsonl" for n in ("tick", "inputs", "off")}
+    files = {n: record_dir / f"{n}.jsonl" for n in ("tick", "inputs", "off", "v2")}
     functions = {n: recorder(p) for n, p in files.items()}
     schedules = {
         "every-minute": {"function": "tick", "expression": "rate(1 minute)"},
@@ -75,6 +75,7 @@ def scheduled(tmp_path, record_dir):
         "far-future": {"function": "off", "expression": "cron(0 10 1 JAN ? 2199)",
                        "timezone": "Europe/Paris", "scheduler": True},
         "broken": {"function": "off", "expression": "rate(1 minutes)"},
+        "v2-minute": {"function": "v2", "expression": "rate(1 minute)", "scheduler": True},
     }
     manifest = tmp_path / "manifest.json"
     write_manifest(manifest, functions, schedules)
@@ -111,6 +112,18 @@ def test_rate_schedule_fires_the_scheduled_event(scheduled):
     assert times == sorted(times)
 
 
+def test_scheduler_schedule_without_input_sends_the_default_notification(scheduled):
+    up, files, *_ = scheduled
+    wait_for(lambda: len(records(files["v2"])) >= 1, what="a fire of the ScheduleV2 schedule")
+    e = records(files["v2"])[0]["event"]
+    assert list(e) == ["version", "id", "detail-type", "source", "account", "time", "region",
+                       "resources", "detail"]
+    assert (e["detail-type"], e["source"]) == ("Scheduled Event", "aws.scheduler")
+    assert e["resources"] == [f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/v2-minute"]
+    # EventBridge Scheduler sends detail as a JSON text, not an object.
+    assert e["detail"] == "{}"
+
+
 def test_input_replaces_the_event_and_disabled_never_fires(scheduled):
     up, files, *_ = scheduled
     wait_for(lambda: len(records(files["inputs"])) >= 2, what="two fires with input")
@@ -125,7 +138,7 @@ def test_lambdock_schedules_lists_next_and_last_runs(scheduled):
     wait_for(lambda: len(records(files["tick"])) >= 1, what="a fire")
     out, rows = schedules_cli(up)
     assert out.splitlines()[0].split()[:5] == ["NAME", "FUNCTION", "EXPRESSION", "TIMEZONE", "ENABLED"]
-    assert set(rows) == {"every-minute", "with-input", "disabled", "far-future", "broken"}
+    assert set(rows) == {"every-minute", "with-input", "disabled", "far-future", "broken", "v2-minute"}
     tick = rows["every-minute"]
     assert "rate(1 minute)" in tick and " UTC " in tick and " true " in tick
     assert re.search(r"queued [0-9a-f-]{36}", tick), tick

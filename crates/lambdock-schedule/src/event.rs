@@ -1,8 +1,10 @@
 //! What a fire delivers to the function.
 //!
-//! An EventBridge rule sends its `Input` when it has one, otherwise the scheduled event
-//! (lambda-protocols.md A4.4). EventBridge Scheduler documents only that a schedule without
-//! `Input` "delivers a default notification"; Lambdock sends it an empty JSON object.
+//! A schedule sends its `Input` when it has one. Otherwise an EventBridge rule sends the scheduled
+//! event (lambda-protocols.md A4.4), and EventBridge Scheduler its "default notification": the
+//! same shape with `source` `aws.scheduler`, the schedule's ARN, and `detail` as the *string*
+//! `"{}"` (as delivered to Lambda; see the sample event in Powertools for AWS Lambda's tests,
+//! `tests/events/eventBridgeSchedulerEvent.json`, and the parsers it broke).
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -31,7 +33,7 @@ struct ScheduledEvent<'a> {
     time: String,
     region: &'a str,
     resources: [String; 1],
-    detail: serde_json::Map<String, serde_json::Value>,
+    detail: serde_json::Value,
 }
 
 /// The ARN of a schedule: the rule of a `Schedule` event, the schedule (in the default group)
@@ -59,19 +61,24 @@ pub fn payload(
         })?;
         return Ok(Bytes::from(input.clone()));
     }
-    if schedule.scheduler {
-        return Ok(Bytes::from_static(b"{}"));
-    }
+    let (source, detail) = if schedule.scheduler {
+        ("aws.scheduler", serde_json::Value::String("{}".into()))
+    } else {
+        (
+            "aws.events",
+            serde_json::Value::Object(serde_json::Map::new()),
+        )
+    };
     let event = ScheduledEvent {
         version: "0",
         id: uuid::Uuid::new_v4().to_string(),
         detail_type: "Scheduled Event",
-        source: "aws.events",
+        source,
         account,
         time: time.to_rfc3339_opts(SecondsFormat::Secs, true),
         region,
         resources: [arn(name, schedule, region, account)],
-        detail: serde_json::Map::new(),
+        detail,
     };
     let text = serde_json::to_vec(&event).map_err(|e| InvalidInput {
         schedule: name.to_string(),
@@ -143,12 +150,23 @@ mod tests {
     }
 
     #[test]
-    fn scheduler_without_input_sends_an_empty_object() {
-        let body = payload("s", &schedule(None, true), "r", "1", at()).unwrap();
-        assert_eq!(&body[..], b"{}");
+    fn scheduler_without_input_sends_its_default_notification() {
+        let body = payload(
+            "nightly",
+            &schedule(None, true),
+            "eu-west-1",
+            "111122223333",
+            at(),
+        )
+        .unwrap();
+        let text = std::str::from_utf8(&body).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let id = v["id"].as_str().unwrap();
         assert_eq!(
-            arn("s", &schedule(None, true), "eu-west-1", "111122223333"),
-            "arn:aws:scheduler:eu-west-1:111122223333:schedule/default/s"
+            text,
+            format!(
+                r#"{{"version":"0","id":"{id}","detail-type":"Scheduled Event","source":"aws.scheduler","account":"111122223333","time":"2019-03-01T01:23:45Z","region":"eu-west-1","resources":["arn:aws:scheduler:eu-west-1:111122223333:schedule/default/nightly"],"detail":"{{}}"}}"#
+            )
         );
     }
 }
