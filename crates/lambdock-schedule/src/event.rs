@@ -36,11 +36,12 @@ struct ScheduledEvent<'a> {
     detail: serde_json::Value,
 }
 
-/// The ARN of a schedule: the rule of a `Schedule` event, the schedule (in the default group)
-/// of a `ScheduleV2` one.
+/// The ARN of a schedule: the rule of a `Schedule` event, the schedule (in its group) of a
+/// `ScheduleV2` one.
 pub fn arn(name: &str, schedule: &Schedule, region: &str, account: &str) -> String {
     if schedule.scheduler {
-        format!("arn:aws:scheduler:{region}:{account}:schedule/default/{name}")
+        let group = schedule.group.as_deref().unwrap_or("default");
+        format!("arn:aws:scheduler:{region}:{account}:schedule/{group}/{name}")
     } else {
         format!("arn:aws:events:{region}:{account}:rule/{name}")
     }
@@ -100,6 +101,7 @@ mod tests {
             input: input.map(str::to_string),
             enabled: true,
             scheduler,
+            group: None,
         }
     }
 
@@ -167,6 +169,14 @@ mod tests {
             format!(
                 r#"{{"version":"0","id":"{id}","detail-type":"Scheduled Event","source":"aws.scheduler","account":"111122223333","time":"2019-03-01T01:23:45Z","region":"eu-west-1","resources":["arn:aws:scheduler:eu-west-1:111122223333:schedule/default/nightly"],"detail":"{{}}"}}"#
             )
+        );
+        let grouped = Schedule {
+            group: Some("reports".into()),
+            ..schedule(None, true)
+        };
+        assert_eq!(
+            arn("nightly", &grouped, "eu-west-1", "111122223333"),
+            "arn:aws:scheduler:eu-west-1:111122223333:schedule/reports/nightly"
         );
     }
 }

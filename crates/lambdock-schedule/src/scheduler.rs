@@ -290,6 +290,7 @@ mod tests {
             input: None,
             enabled,
             scheduler: false,
+            group: None,
         }
     }
 

@@ -176,6 +176,10 @@ pub struct Schedule {
     /// `ScheduleV2` (EventBridge Scheduler) rather than an EventBridge rule.
     #[serde(default)]
     pub scheduler: bool,
+    /// The EventBridge Scheduler schedule group (`ScheduleV2`'s `GroupName`); `None` is
+    /// `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 fn default_true() -> bool {

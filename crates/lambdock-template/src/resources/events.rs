@@ -146,6 +146,33 @@ pub(crate) fn compile(
         }
         "Schedule" | "ScheduleV2" => {
             let v2 = ty == "ScheduleV2";
+            let read: &[&str] = if v2 {
+                &[
+                    "ScheduleExpression",
+                    "ScheduleExpressionTimezone",
+                    "Input",
+                    "State",
+                    "Name",
+                    "GroupName",
+                ]
+            } else {
+                &["Schedule", "Input", "Enabled", "State", "Name"]
+            };
+            let ignored: Vec<&str> = raw
+                .as_map()
+                .unwrap_or_default()
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .filter(|k| !read.contains(k))
+                .collect();
+            if !ignored.is_empty() {
+                // Retry policies, dead-letter queues, start and end dates, flexible windows...
+                ctx.warnings.borrow_mut().push(format!(
+                    "{} event {event} ({ty}): ignored properties: {}",
+                    p.id,
+                    ignored.join(", ")
+                ));
+            }
             let expr_key = if v2 { "ScheduleExpression" } else { "Schedule" };
             let expression = string(&raw, expr_key)?.ok_or_else(|| {
                 ctx.err(raw.pos, format!("event {event}: {expr_key} is required"))
@@ -187,6 +214,7 @@ pub(crate) fn compile(
                     input,
                     enabled,
                     scheduler: v2,
+                    group: if v2 { string(&raw, "GroupName")? } else { None },
                 },
             ));
         }
