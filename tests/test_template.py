@@ -151,6 +151,20 @@ def test_redeploy_switches_with_no_failed_invocation(app, tmp_path):
     assert body["message"] == "Hi, again!"
 
 
+def test_a_second_up_on_the_same_data_dir_is_refused_and_touches_nothing(app, tmp_path):
+    bundles = set((tmp_path / "data" / "build" / "deployments").iterdir())
+    second = subprocess.run(
+        [str(LAMBDOCK), "up", "-t", str(APP / "template.yaml"), *PROFILE,
+         "--data-dir", str(tmp_path / "data"), "--aws-port", "0", "--api-port", "0",
+         "--s3-port", "0", "--dynamodb-port", "0"],
+        capture_output=True, text=True, timeout=60)
+    assert second.returncode != 0
+    assert "another lambdock up is running on the data directory" in second.stderr, second.stderr
+    assert set((tmp_path / "data" / "build" / "deployments").iterdir()) == bundles
+    out, body = invoke(app.client(), "items", {"pathParameters": {"id": "3"}})
+    assert "FunctionError" not in out and json.loads(body["body"])["id"] == "3"
+
+
 def test_a_changed_table_is_reported_and_left_alone(app, tmp_path):
     template = local_template(tmp_path, lambda t: t.replace(
         "        - AttributeName: pk\n          KeyType: HASH",

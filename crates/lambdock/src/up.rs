@@ -153,11 +153,48 @@ async fn connect(url: String) -> Result<AgentClient<Channel>, Error> {
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
 
+/// Holds `<data-dir>/up.lock` for as long as the returned file is open: one `up` per data
+/// directory.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, Error> {
+    let path = dir.join("up.lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    // A process that just ended can leave the lock held for a moment by a child it was
+    // forking (until that child execs), so give it a little time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(format!(
+                    "another lambdock up is running on the data directory {}",
+                    dir.display()
+                )
+                .into());
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("locking {}: {e}", path.display()).into());
+            }
+        }
+    }
+}
+
 /// Runs `lambdock up`.
 pub async fn up(args: UpArgs) -> Result<(), Error> {
     let g = &args.gateway;
     std::fs::create_dir_all(&g.data_dir)
         .map_err(|e| format!("creating {}: {e}", g.data_dir.display()))?;
+    // Before anything is built or pruned: a second `up` on this data directory would otherwise
+    // remove the running one's bundles before failing to bind its ports.
+    let _data_dir_lock = lock_data_dir(&g.data_dir)?;
     // A template that does not build stops `up` before anything starts.
     let template = match &args.template {
         Some(path) => {
