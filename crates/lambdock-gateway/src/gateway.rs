@@ -27,6 +27,9 @@ use crate::worker_conn::{self, CallError};
 /// The largest answer read from a worker: a 6 MB response with room for its encoding.
 const MAX_ANSWER: usize = 8 * 1024 * 1024;
 
+/// The caller's headers an invocation hands on to the worker.
+const FORWARDED_HEADERS: [&str; 3] = ["x-amz-client-context", "x-amz-log-type", "x-amz-tenant-id"];
+
 /// What a worker (or the breaker, for it) answered.
 #[derive(Debug)]
 pub struct Outcome {
@@ -600,7 +603,7 @@ impl Gateway {
             .header("x-lambdock-request-id", request_id)
             .header("x-lambdock-invoked-function-arn", &resolved.invoked_arn)
             .header("x-amzn-trace-id", trace_id);
-        for name in ["x-amz-client-context", "x-amz-log-type", "x-amz-tenant-id"] {
+        for name in FORWARDED_HEADERS {
             if let Some(v) = h.get(name) {
                 builder = builder.header(name, v);
             }
@@ -624,7 +627,14 @@ impl Gateway {
         // As in Lambda, a caller that hangs up does not stop the invocation, and its worker goes
         // back to the pool when the function is done.
         let gateway = Arc::clone(self);
-        let (headers, target) = (h.clone(), resolved.clone());
+        // Only what reaches the worker, not the caller's whole header map.
+        let mut headers = HeaderMap::new();
+        for name in FORWARDED_HEADERS {
+            if let Some(v) = h.get(name) {
+                headers.insert(name, v.clone());
+            }
+        }
+        let target = resolved.clone();
         let (rid, trace) = (request_id.to_string(), trace_id.to_string());
         let outcome =
             RunToEnd::new(

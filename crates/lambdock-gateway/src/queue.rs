@@ -298,6 +298,31 @@ fn encode_record(rec: &RecordRef<'_>) -> Result<Vec<u8>, QueueError> {
     Ok(buf)
 }
 
+/// Takes an exclusive `flock` on `path` (created if missing), trying for up to `wait`; `None`
+/// when another process (or another open file) still holds it then.
+///
+/// A lock that was just released can still be held for a moment by a process that its holder
+/// was spawning (the forked child has a copy of every descriptor until it execs), hence the wait.
+pub fn lock_file(path: &Path, wait: Duration) -> io::Result<Option<File>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
 fn ioe(path: &Path) -> impl FnOnce(io::Error) -> QueueError + use<> {
     let path = path.to_path_buf();
     move |source| QueueError::Io { path, source }
@@ -784,36 +809,11 @@ impl Queue {
         }
         let dir_handle = File::open(dir).map_err(ioe(dir))?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock_file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(ioe(&lock_path))?;
-        // A lock that was just released can still be held for a moment by a
-        // process that this one is spawning (the forked child has a copy of
-        // every descriptor until it execs), so retry briefly before giving up.
-        let deadline = Instant::now() + LOCK_WAIT;
-        loop {
-            match lock_file.try_lock() {
-                Ok(()) => break,
-                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(QueueError::Locked {
-                        path: dir.to_path_buf(),
-                    });
-                }
-                Err(fs::TryLockError::Error(e)) => {
-                    return Err(QueueError::Io {
-                        path: lock_path,
-                        source: e,
-                    });
-                }
-            }
-        }
+        let lock_file = lock_file(&lock_path, LOCK_WAIT)
+            .map_err(ioe(&lock_path))?
+            .ok_or_else(|| QueueError::Locked {
+                path: dir.to_path_buf(),
+            })?;
 
         let mut ids = list_segments(dir)?;
         let mut state = State::default();

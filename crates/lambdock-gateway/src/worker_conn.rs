@@ -134,13 +134,15 @@ pub async fn call(
     request: Request<Full<Bytes>>,
     limit: usize,
 ) -> Result<(response::Parts, Bytes), CallError> {
-    let reusable = match slot.as_mut() {
-        Some(c) => c.ready().await,
-        None => false,
-    };
     let mut c = match slot.take() {
-        Some(c) if reusable => c,
-        _ => WorkerConn::open(addr).await?,
+        Some(mut c) => {
+            if c.ready().await {
+                c
+            } else {
+                WorkerConn::open(addr).await?
+            }
+        }
+        None => WorkerConn::open(addr).await?,
     };
     let fut = c.sender.send_request(request);
     let (parts, body) = c.drive(fut).await?.into_parts();

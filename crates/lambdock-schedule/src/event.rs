@@ -111,29 +111,27 @@ mod tests {
             .to_utc()
     }
 
+    /// The event a fire without input sends, as text, and its id.
+    fn event_text(name: &str, scheduler: bool, region: &str, account: &str) -> (String, String) {
+        let body = payload(name, &schedule(None, scheduler), region, account, at()).unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let id = v["id"].as_str().unwrap().to_string();
+        (text, id)
+    }
+
     #[test]
     fn scheduled_event_has_eventbridge_shape() {
-        let body = payload(
-            "my-schedule",
-            &schedule(None, false),
-            "us-east-2",
-            "123456789012",
-            at(),
-        )
-        .unwrap();
-        let text = std::str::from_utf8(&body).unwrap();
-        let v: serde_json::Value = serde_json::from_str(text).unwrap();
-        let id = v["id"].as_str().unwrap();
-        assert!(uuid::Uuid::parse_str(id).is_ok());
+        let (text, id) = event_text("my-schedule", false, "us-east-2", "123456789012");
+        assert!(uuid::Uuid::parse_str(&id).is_ok());
         assert_eq!(
             text,
             format!(
                 r#"{{"version":"0","id":"{id}","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2019-03-01T01:23:45Z","region":"us-east-2","resources":["arn:aws:events:us-east-2:123456789012:rule/my-schedule"],"detail":{{}}}}"#
             )
         );
-        let again = payload("s", &schedule(None, false), "r", "1", at()).unwrap();
-        let again: serde_json::Value = serde_json::from_slice(&again).unwrap();
-        assert_ne!(again["id"], v["id"], "each event has its own id");
+        let (_, again) = event_text("s", false, "r", "1");
+        assert_ne!(again, id, "each event has its own id");
     }
 
     #[test]
@@ -153,17 +151,7 @@ mod tests {
 
     #[test]
     fn scheduler_without_input_sends_its_default_notification() {
-        let body = payload(
-            "nightly",
-            &schedule(None, true),
-            "eu-west-1",
-            "111122223333",
-            at(),
-        )
-        .unwrap();
-        let text = std::str::from_utf8(&body).unwrap();
-        let v: serde_json::Value = serde_json::from_str(text).unwrap();
-        let id = v["id"].as_str().unwrap();
+        let (text, id) = event_text("nightly", true, "eu-west-1", "111122223333");
         assert_eq!(
             text,
             format!(

@@ -157,34 +157,15 @@ async fn connect(url: String) -> Result<AgentClient<Channel>, Error> {
 /// directory.
 fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, Error> {
     let path = dir.join("up.lock");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| format!("opening {}: {e}", path.display()))?;
-    // A process that just ended can leave the lock held for a moment by a child it was
-    // forking (until that child execs), so give it a little time.
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(format!(
-                    "another lambdock up is running on the data directory {}",
-                    dir.display()
-                )
-                .into());
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(format!("locking {}: {e}", path.display()).into());
-            }
-        }
-    }
+    lambdock_gateway::queue::lock_file(&path, Duration::from_secs(2))
+        .map_err(|e| format!("locking {}: {e}", path.display()))?
+        .ok_or_else(|| {
+            format!(
+                "another lambdock up is running on the data directory {}",
+                dir.display()
+            )
+            .into()
+        })
 }
 
 /// Runs `lambdock up`.
